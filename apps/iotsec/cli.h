@@ -1,0 +1,44 @@
+/*
+ * The iotsec operator CLI: shared pieces of the subcommands.
+ *
+ * Each subcommand is one file (cmd_<name>.c) exporting `int cmd_<name>(int argc, char
+ * **argv)` where argv[0] is the subcommand name. It returns the process exit status:
+ * 0 success, 1 the operation failed (bad input, wrong key, ...), 2 usage error.
+ * Errors are printed as exactly one line on stderr: "iotsec: <what>: <why>".
+ *
+ * Secrets (passphrases, PINs, values) never come from argv: only from files named in
+ * argv or the environment, from stdin, or from a prompt on /dev/tty.
+ */
+#ifndef IOTSEC_CLI_H
+#define IOTSEC_CLI_H
+
+#include "iotsec/buf.h"
+#include "iotsec/error.h"
+
+#include <stdbool.h>
+
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1
+#define CLI_EXIT_USAGE 2
+
+/* Secrets read from files or prompts are at most this long. */
+#define CLI_SECRET_MAX 4096
+
+int cmd_vault(int argc, char **argv);
+int cmd_hsm(int argc, char **argv);
+
+/* Prints "iotsec: <the current iotsec error message>" and returns CLI_EXIT_FAIL. */
+int cli_fail(void);
+/* Prints "iotsec: <formatted message>" and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reads a secret from a private file (mode 0600 or stricter): one trailing newline is
+ * dropped, an empty secret is refused. `what` names it in errors ("passphrase file"). */
+IOTSEC_MUST_CHECK iotsec_result cli_read_secret_file(const char *path, const char *what,
+                                                     struct iotsec_buf *secret);
+/* Prompts on /dev/tty with echo off. Fails when there is no terminal. */
+IOTSEC_MUST_CHECK iotsec_result cli_prompt_secret(const char *prompt, struct iotsec_buf *secret);
+/* Reads all of stdin (at most max bytes) into a secret buffer. */
+IOTSEC_MUST_CHECK iotsec_result cli_read_stdin(size_t max, struct iotsec_buf *out);
+
+#endif
