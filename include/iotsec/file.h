@@ -29,8 +29,8 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_file_read_private(const char *path, size_
                                                          struct iotsec_buf *out);
 
 /* Atomically replaces path with data; the new file has the given mode (e.g. 0600). */
-IOTSEC_MUST_CHECK iotsec_result iotsec_file_write_atomic(const char *path,
-                                                         struct iotsec_slice data, mode_t mode);
+IOTSEC_MUST_CHECK iotsec_result iotsec_file_write_atomic(const char *path, struct iotsec_slice data,
+                                                         mode_t mode);
 
 bool iotsec_file_exists(const char *path);
 
