@@ -16,6 +16,7 @@
 
 #include "iotsec/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -182,6 +183,33 @@ static iotsec_result take_writer_lock(struct iotsec_vault *v)
     }
 }
 
+/* A writer killed mid-save leaves "<vault>.tmp.XXXXXX" behind. Whoever holds the writer
+ * lock is the only writer, so any such file is a dead writer's and can go. Best effort:
+ * a leftover temporary file is untidy, never harmful. */
+static void remove_stale_temps(const char *path)
+{
+    char dir[4096], prefix[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash == NULL ? path : slash + 1;
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+    snprintf(prefix, sizeof(prefix), "%s.tmp.", base);
+
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+            strlen(e->d_name) == strlen(prefix) + 6)
+            unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 static iotsec_result save_locked(struct iotsec_vault *v)
 {
     IOTSEC_ENSURE(v->path != NULL && v->lock_fd >= 0, IOTSEC_ERR_INVALID_ARG,
@@ -208,6 +236,8 @@ static iotsec_result save_locked(struct iotsec_vault *v)
     }
     iotsec_buf_free(&plain);
     iotsec_buf_free(&file);
+    if (ok)
+        remove_stale_temps(v->path);
     return ok ? IOTSEC_RESULT_OK : IOTSEC_RESULT_ERR;
 }
 
