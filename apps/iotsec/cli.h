@@ -32,11 +32,20 @@ int cli_fail(void);
 /* Prints "iotsec: <formatted message>" and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* getopt_long accepts any unambiguous abbreviation ("--pass" for "--passphrase-file"), so
+ * a mistyped option can silently become another one. Call this before getopt_long: it
+ * returns CLI_EXIT_OK when every "--name" in argv is exactly one of options, or prints a
+ * usage error naming the first one that is not and returns CLI_EXIT_USAGE. */
+struct option;
+int cli_require_exact_options(int argc, char **argv, const struct option *options,
+                              const char *command);
+
 /* Reads a secret from a private file (mode 0600 or stricter): one trailing newline is
  * dropped, an empty secret is refused. `what` names it in errors ("passphrase file"). */
 IOTSEC_MUST_CHECK iotsec_result cli_read_secret_file(const char *path, const char *what,
                                                      struct iotsec_buf *secret);
-/* Prompts on /dev/tty with echo off. Fails when there is no terminal. */
+/* Prompts on /dev/tty with echo off. With no terminal it fails with IOTSEC_ERR_NOT_FOUND,
+ * so callers can say which option would have provided the secret. */
 IOTSEC_MUST_CHECK iotsec_result cli_prompt_secret(const char *prompt, struct iotsec_buf *secret);
 /* Reads all of stdin (at most max bytes) into a secret buffer. */
 IOTSEC_MUST_CHECK iotsec_result cli_read_stdin(size_t max, struct iotsec_buf *out);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,33 @@ int cli_usage_error(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return CLI_EXIT_USAGE;
+}
+
+int cli_require_exact_options(int argc, char **argv, const struct option *options,
+                              const char *command)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            break;
+        if (strncmp(arg, "--", 2) != 0)
+            continue;
+        size_t len = strcspn(arg + 2, "=");
+        bool known = false;
+        for (const struct option *o = options; o->name != NULL; o++) {
+            if (strlen(o->name) == len && strncmp(o->name, arg + 2, len) == 0) {
+                known = true;
+                /* An option with an argument consumes the next word: skip it. */
+                if (o->has_arg == required_argument && arg[2 + len] != '=')
+                    i++;
+                break;
+            }
+        }
+        if (!known)
+            return cli_usage_error("%s: unknown option '%.*s' (see --help)", command, (int)len + 2,
+                                   arg);
+    }
+    return CLI_EXIT_OK;
 }
 
 /* One trailing newline (LF or CRLF) is how editors and `echo` end a line, not part of
@@ -59,7 +87,7 @@ iotsec_result cli_read_secret_file(const char *path, const char *what, struct io
 iotsec_result cli_prompt_secret(const char *prompt, struct iotsec_buf *secret)
 {
     int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    IOTSEC_ENSURE(fd >= 0, IOTSEC_ERR_INVALID_ARG,
+    IOTSEC_ENSURE(fd >= 0, IOTSEC_ERR_NOT_FOUND,
                   "no terminal to prompt on; give the secret in a file instead");
     struct termios saved, quiet;
     bool restore = tcgetattr(fd, &saved) == 0;

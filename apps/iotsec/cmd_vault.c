@@ -71,11 +71,14 @@ static iotsec_result read_passphrase(const char *file, bool confirm, struct iots
 {
     if (file != NULL)
         return cli_read_secret_file(file, "passphrase file", pass);
-    if (!isatty(STDIN_FILENO) && access("/dev/tty", R_OK) != 0)
-        IOTSEC_BAIL(IOTSEC_ERR_INVALID_ARG, "vault: no passphrase: give --passphrase-file or "
-                                            "set IOTSEC_PASSPHRASE_FILE");
-    IOTSEC_GUARD(
-        cli_prompt_secret(confirm ? "New vault passphrase: " : "Vault passphrase: ", pass));
+    const char *prompt = confirm ? "New vault passphrase: " : "Vault passphrase: ";
+    if (!iotsec_ok(cli_prompt_secret(prompt, pass))) {
+        if (iotsec_error_code() == IOTSEC_ERR_NOT_FOUND)
+            iotsec_error_set(IOTSEC_ERR_INVALID_ARG,
+                             "vault: no passphrase: give --passphrase-file or set "
+                             "IOTSEC_PASSPHRASE_FILE");
+        return IOTSEC_RESULT_ERR;
+    }
     if (!confirm)
         return IOTSEC_RESULT_OK;
     struct iotsec_buf again;
@@ -294,6 +297,8 @@ int cmd_vault(int argc, char **argv)
     };
     struct vault_opts o = {.scrypt_log2n = 15};
     int c;
+    if (cli_require_exact_options(argc, argv, options, "vault") != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {

@@ -97,7 +97,9 @@ expect_eq "loose mode message" "$ERR" \
 make_secret_file "$WORK/empty-pass" ""
 check_exit "empty passphrase refused" 1 "$IOTSEC" vault list --vault "$V" --passphrase-file "$WORK/empty-pass"
 check_exit "no passphrase option on argv" 2 "$IOTSEC" vault list --vault "$V" --passphrase hunter2
-expect_contains "argv passphrase message" "$ERR" "unknown or incomplete option '--passphrase'"
+expect_eq "argv passphrase message" "$ERR" "iotsec: vault: unknown option '--passphrase' (see --help)"
+check_exit "abbreviated options are not guessed" 2 "$IOTSEC" vault list --vault "$V" --pass "$P"
+check_exit "option=value form works" 0 "$IOTSEC" vault list --vault="$V" --passphrase-file="$P"
 check_exit "no passphrase at all, no terminal" 1 env -u IOTSEC_PASSPHRASE_FILE setsid "$IOTSEC" vault list --vault "$V" </dev/null
 expect_eq "no passphrase message" "$ERR" \
     "iotsec: vault: no passphrase: give --passphrase-file or set IOTSEC_PASSPHRASE_FILE"

@@ -9,8 +9,8 @@
 # Part 2 does the same with the real CLI (`iotsec vault put`) killed at random.
 source "$(dirname "$0")/lib.sh"
 
-KILLS_LOOP=${VAULT_CRASH_KILLS:-150}
-KILLS_CLI=${VAULT_CRASH_CLI_KILLS:-40}
+KILLS_LOOP=${VAULT_CRASH_KILLS:-100}
+KILLS_CLI=${VAULT_CRASH_CLI_KILLS:-30}
 WRITER="$IOTSEC_BUILD_DIR/vault_crash_writer"
 V="$WORK/vault"
 P="$WORK/pass"
@@ -19,14 +19,19 @@ export IOTSEC_PASSPHRASE_FILE="$P"
 
 "$IOTSEC" vault init --vault "$V" 2>/dev/null
 printf '0' | "$IOTSEC" vault put counter --vault "$V"
+head -c 262144 /dev/zero | "$IOTSEC" vault put filler --vault "$V"
 
 committed=0
 mid_write_kills=0
 for i in $(seq 1 "$KILLS_LOOP"); do
     "$WRITER" "$V" "$P" >"$WORK/progress" 2>"$WORK/writer.err" &
     pid=$!
-    # scrypt takes ~0.1 s before the first save; then saves follow each other closely.
-    sleep "0.$((100 + RANDOM % 150))"
+    # Let the writer pass scrypt and reach its save loop (most kills should land there),
+    # but on every fifth round kill it at once, possibly before its first save.
+    if [ $((i % 5)) -ne 0 ]; then
+        for _ in $(seq 1 200); do [ -s "$WORK/progress" ] && break; sleep 0.01; done
+    fi
+    sleep "0.0$((RANDOM % 40 + 10))"
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     last=$(tail -n 1 "$WORK/progress" 2>/dev/null || true)
@@ -50,7 +55,8 @@ for i in $(seq 1 "$KILLS_LOOP"); do
     fi
     [ "$value" -ne "$last" ] && mid_write_kills=$((mid_write_kills + 1))
     committed=$value
-    filler=$("$IOTSEC" vault get filler --vault "$V" | head -c 4 | od -An -tu1 | tr -s ' ')
+    "$IOTSEC" vault get filler --vault "$V" >"$WORK/filler"
+    filler=$(od -An -tu1 -N4 "$WORK/filler" | tr -s ' ')
     want=$(((value) & 255))
     expect_eq "kill $i: filler written with the counter" "$filler" " $want $want $want $want"
 done
