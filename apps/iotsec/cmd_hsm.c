@@ -1,6 +1,7 @@
 /*
  * `iotsec hsm`: keys inside a PKCS#11 token.
  *
+ *   iotsec hsm init-token --so-pin-file FILE       (with --module, --token, --pin-file)
  *   iotsec hsm keygen --label KEY [--type ec|aes]
  *   iotsec hsm sign   --label KEY --in FILE --out SIG
  *   iotsec hsm verify --label KEY --in FILE --sig SIG
@@ -27,6 +28,7 @@ struct hsm_opts {
     const char *module;
     const char *token;
     const char *pin_file;
+    const char *so_pin_file;
     const char *label;
     const char *type;
     const char *in;
@@ -36,18 +38,21 @@ struct hsm_opts {
 
 static void hsm_usage(FILE *out)
 {
-    fprintf(out, "usage: iotsec hsm <command> --label KEY [options]\n"
-                 "\n"
-                 "  keygen [--type ec|aes]        make a key in the token: an EC P-256 key pair\n"
-                 "                                (default) or an AES-256 key for vault wrapping\n"
-                 "  sign --in FILE --out SIG      ECDSA P-256 / SHA-256 signature of FILE (DER)\n"
-                 "  verify --in FILE --sig SIG    check a signature with the token's public key\n"
-                 "  pubkey [--out FILE]           the public key as PEM (stdout by default)\n"
-                 "\n"
-                 "token options:\n"
-                 "  --module PATH     PKCS#11 module (default $IOTSEC_PKCS11_MODULE)\n"
-                 "  --token LABEL     token label (default $IOTSEC_HSM_TOKEN)\n"
-                 "  --pin-file FILE   user PIN, mode 0600 (default $IOTSEC_HSM_PIN_FILE)\n");
+    fprintf(out,
+            "usage: iotsec hsm <command> --label KEY [options]\n"
+            "\n"
+            "  init-token --so-pin-file F    initialise a free slot's token with the label\n"
+            "                                --token, SO PIN from F and user PIN from --pin-file\n"
+            "  keygen [--type ec|aes]        make a key in the token: an EC P-256 key pair\n"
+            "                                (default) or an AES-256 key for vault wrapping\n"
+            "  sign --in FILE --out SIG      ECDSA P-256 / SHA-256 signature of FILE (DER)\n"
+            "  verify --in FILE --sig SIG    check a signature with the token's public key\n"
+            "  pubkey [--out FILE]           the public key as PEM (stdout by default)\n"
+            "\n"
+            "token options:\n"
+            "  --module PATH     PKCS#11 module (default $IOTSEC_PKCS11_MODULE)\n"
+            "  --token LABEL     token label (default $IOTSEC_HSM_TOKEN)\n"
+            "  --pin-file FILE   user PIN, mode 0600 (default $IOTSEC_HSM_PIN_FILE)\n");
 }
 
 static iotsec_result open_hsm(const struct hsm_opts *o, struct iotsec_hsm **hsm)
@@ -63,6 +68,27 @@ static iotsec_result open_hsm(const struct hsm_opts *o, struct iotsec_hsm **hsm)
     iotsec_result r = cli_read_secret_file(o->pin_file, "PIN file", &pin);
     if (iotsec_ok(r))
         r = iotsec_hsm_open(o->module, o->token, iotsec_buf_slice(&pin), hsm);
+    iotsec_buf_free(&pin);
+    return r;
+}
+
+static iotsec_result init_token(const struct hsm_opts *o)
+{
+    IOTSEC_ENSURE(o->module != NULL && o->token != NULL && o->pin_file != NULL,
+                  IOTSEC_ERR_INVALID_ARG,
+                  "hsm init-token: needs --module, --token and --pin-file (or their variables)");
+    struct iotsec_buf so_pin, pin;
+    iotsec_buf_init_secret(&so_pin);
+    iotsec_buf_init_secret(&pin);
+    iotsec_result r = cli_read_secret_file(o->so_pin_file, "SO PIN file", &so_pin);
+    if (iotsec_ok(r))
+        r = cli_read_secret_file(o->pin_file, "PIN file", &pin);
+    if (iotsec_ok(r))
+        r = iotsec_hsm_init_token(o->module, o->token, iotsec_buf_slice(&so_pin),
+                                  iotsec_buf_slice(&pin));
+    if (iotsec_ok(r))
+        fprintf(stderr, "iotsec: hsm: token '%s' initialised\n", o->token);
+    iotsec_buf_free(&so_pin);
     iotsec_buf_free(&pin);
     return r;
 }
@@ -120,6 +146,7 @@ int cmd_hsm(int argc, char **argv)
         OPT_MODULE = 1000,
         OPT_TOKEN,
         OPT_PIN,
+        OPT_SO_PIN,
         OPT_LABEL,
         OPT_TYPE,
         OPT_IN,
@@ -131,6 +158,7 @@ int cmd_hsm(int argc, char **argv)
         {"module", required_argument, NULL, OPT_MODULE},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"pin-file", required_argument, NULL, OPT_PIN},
+        {"so-pin-file", required_argument, NULL, OPT_SO_PIN},
         {"label", required_argument, NULL, OPT_LABEL},
         {"type", required_argument, NULL, OPT_TYPE},
         {"in", required_argument, NULL, OPT_IN},
@@ -155,6 +183,9 @@ int cmd_hsm(int argc, char **argv)
             break;
         case OPT_PIN:
             o.pin_file = optarg;
+            break;
+        case OPT_SO_PIN:
+            o.so_pin_file = optarg;
             break;
         case OPT_LABEL:
             o.label = optarg;
@@ -183,11 +214,15 @@ int cmd_hsm(int argc, char **argv)
     const char *cmd = argv[optind++];
     if (optind < argc)
         return cli_usage_error("hsm %s: unexpected argument '%s'", cmd, argv[optind]);
-    bool known = strcmp(cmd, "keygen") == 0 || strcmp(cmd, "sign") == 0 ||
+    bool init = strcmp(cmd, "init-token") == 0;
+    bool known = init || strcmp(cmd, "keygen") == 0 || strcmp(cmd, "sign") == 0 ||
                  strcmp(cmd, "verify") == 0 || strcmp(cmd, "pubkey") == 0;
     if (!known)
-        return cli_usage_error("hsm: unknown command '%s' (keygen, sign, verify, pubkey)", cmd);
-    if (o.label == NULL)
+        return cli_usage_error(
+            "hsm: unknown command '%s' (init-token, keygen, sign, verify, pubkey)", cmd);
+    if (init && o.so_pin_file == NULL)
+        return cli_usage_error("hsm init-token: missing --so-pin-file");
+    if (!init && o.label == NULL)
         return cli_usage_error("hsm %s: missing --label", cmd);
     if (o.type != NULL && strcmp(o.type, "ec") != 0 && strcmp(o.type, "aes") != 0)
         return cli_usage_error("hsm keygen: --type must be ec or aes, not '%s'", o.type);
@@ -202,6 +237,8 @@ int cmd_hsm(int argc, char **argv)
     o.token = o.token != NULL ? o.token : getenv("IOTSEC_HSM_TOKEN");
     o.pin_file = o.pin_file != NULL ? o.pin_file : getenv("IOTSEC_HSM_PIN_FILE");
 
+    if (init)
+        return iotsec_ok(init_token(&o)) ? CLI_EXIT_OK : cli_fail();
     struct iotsec_hsm *hsm = NULL;
     bool ok = iotsec_ok(open_hsm(&o, &hsm)) && iotsec_ok(run(cmd, &o, hsm));
     iotsec_hsm_close(hsm);

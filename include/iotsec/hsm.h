@@ -29,6 +29,14 @@ struct iotsec_hsm; /* opaque */
  * as the user with pin. */
 IOTSEC_MUST_CHECK iotsec_result iotsec_hsm_open(const char *module_path, const char *token_label,
                                                 struct iotsec_slice pin, struct iotsec_hsm **out);
+/* Initialises a token in the first slot whose token is not yet initialised (SoftHSM2
+ * always offers one): sets its label and SO PIN, then the user PIN. PINs are passed as
+ * slices, so callers can read them from private files instead of argv. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_hsm_init_token(const char *module_path,
+                                                      const char *token_label,
+                                                      struct iotsec_slice so_pin,
+                                                      struct iotsec_slice user_pin);
+
 /* Logs out, closes the session, finalizes and unloads the module. NULL is a no-op. */
 void iotsec_hsm_close(struct iotsec_hsm *hsm);
 

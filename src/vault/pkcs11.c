@@ -203,11 +203,8 @@ static iotsec_result find_slot(struct iotsec_hsm *hsm, const char *token_label, 
     return IOTSEC_RESULT_OK;
 }
 
-static iotsec_result open_session(struct iotsec_hsm *hsm, const char *module_path,
-                                  const char *token_label, struct iotsec_slice pin)
+static iotsec_result load_module(struct iotsec_hsm *hsm, const char *module_path)
 {
-    IOTSEC_ENSURE(strlen(token_label) <= TOKEN_LABEL_LEN, IOTSEC_ERR_INVALID_ARG,
-                  "hsm: a token label has at most %d characters", TOKEN_LABEL_LEN);
     hsm->module = dlopen(module_path, RTLD_NOW | RTLD_LOCAL);
     IOTSEC_ENSURE(hsm->module != NULL, IOTSEC_ERR_NOT_FOUND, "hsm: cannot load module %s: %s",
                   module_path, dlerror());
@@ -217,11 +214,77 @@ static iotsec_result open_session(struct iotsec_hsm *hsm, const char *module_pat
     CK_RV rv = get_list(&hsm->p11);
     IOTSEC_ENSURE(rv == CKR_OK && hsm->p11 != NULL, IOTSEC_ERR_PKCS11, "hsm: C_GetFunctionList: %s",
                   iotsec_hsm_ckr_name(rv));
-
     CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
     P11_CALL(hsm, C_Initialize, &args);
     hsm->initialized = true;
+    return IOTSEC_RESULT_OK;
+}
 
+static iotsec_result find_free_slot(struct iotsec_hsm *hsm, CK_SLOT_ID *slot)
+{
+    CK_ULONG count = 0;
+    P11_CALL(hsm, C_GetSlotList, CK_TRUE, NULL, &count);
+    CK_SLOT_ID *slots = calloc(count + 1, sizeof(*slots));
+    IOTSEC_ENSURE_ALLOC(slots);
+    CK_RV rv = hsm->p11->C_GetSlotList(CK_TRUE, slots, &count);
+    bool found = false;
+    for (CK_ULONG i = 0; rv == CKR_OK && i < count && !found; i++) {
+        CK_TOKEN_INFO info;
+        if (hsm->p11->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
+            (info.flags & CKF_TOKEN_INITIALIZED) == 0) {
+            *slot = slots[i];
+            found = true;
+        }
+    }
+    free(slots);
+    IOTSEC_ENSURE(rv == CKR_OK, IOTSEC_ERR_PKCS11, "hsm: C_GetSlotList: %s",
+                  iotsec_hsm_ckr_name(rv));
+    IOTSEC_ENSURE(found, IOTSEC_ERR_NOT_FOUND, "hsm: no slot with an uninitialised token");
+    return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result init_token(struct iotsec_hsm *hsm, const char *token_label,
+                                struct iotsec_slice so_pin, struct iotsec_slice user_pin)
+{
+    CK_SLOT_ID slot;
+    IOTSEC_ENSURE(!iotsec_ok(find_slot(hsm, token_label, &slot)), IOTSEC_ERR_EXISTS,
+                  "hsm: a token labelled '%s' already exists", token_label);
+    IOTSEC_GUARD(find_free_slot(hsm, &slot));
+    CK_UTF8CHAR label[TOKEN_LABEL_LEN];
+    memset(label, ' ', sizeof(label));
+    memcpy(label, token_label, strlen(token_label));
+    P11_CALL(hsm, C_InitToken, slot, (CK_UTF8CHAR_PTR)(uintptr_t)so_pin.ptr, so_pin.len, label);
+    P11_CALL(hsm, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+             &hsm->session);
+    P11_CALL(hsm, C_Login, hsm->session, CKU_SO, (CK_UTF8CHAR_PTR)(uintptr_t)so_pin.ptr,
+             so_pin.len);
+    hsm->logged_in = true;
+    P11_CALL(hsm, C_InitPIN, hsm->session, (CK_UTF8CHAR_PTR)(uintptr_t)user_pin.ptr, user_pin.len);
+    return IOTSEC_RESULT_OK;
+}
+
+iotsec_result iotsec_hsm_init_token(const char *module_path, const char *token_label,
+                                    struct iotsec_slice so_pin, struct iotsec_slice user_pin)
+{
+    size_t n = strlen(token_label);
+    IOTSEC_ENSURE(n >= 1 && n <= TOKEN_LABEL_LEN, IOTSEC_ERR_INVALID_ARG,
+                  "hsm: a token label has 1 to %d characters", TOKEN_LABEL_LEN);
+    struct iotsec_hsm *hsm = calloc(1, sizeof(*hsm));
+    IOTSEC_ENSURE_ALLOC(hsm);
+    hsm->session = CK_INVALID_HANDLE;
+    iotsec_result r = load_module(hsm, module_path);
+    if (iotsec_ok(r))
+        r = init_token(hsm, token_label, so_pin, user_pin);
+    iotsec_hsm_close(hsm);
+    return r;
+}
+
+static iotsec_result open_session(struct iotsec_hsm *hsm, const char *module_path,
+                                  const char *token_label, struct iotsec_slice pin)
+{
+    IOTSEC_ENSURE(strlen(token_label) <= TOKEN_LABEL_LEN, IOTSEC_ERR_INVALID_ARG,
+                  "hsm: a token label has at most %d characters", TOKEN_LABEL_LEN);
+    IOTSEC_GUARD(load_module(hsm, module_path));
     CK_SLOT_ID slot;
     IOTSEC_GUARD(find_slot(hsm, token_label, &slot));
     P11_CALL(hsm, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
