@@ -632,7 +632,10 @@ iotsec_result iotsec_hsm_aead_open(struct iotsec_hsm *hsm, const char *label,
         rv = hsm->p11->C_Decrypt(hsm->session, (CK_BYTE_PTR)(uintptr_t)sealed.ptr, sealed.len, dst,
                                  &len);
     iotsec_result r = IOTSEC_RESULT_OK;
-    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE) {
+    /* The standard answer to a GCM tag mismatch is CKR_ENCRYPTED_DATA_INVALID, but SoftHSM2
+     * returns CKR_GENERAL_ERROR from its failed decrypt-final; both mean "not authentic". */
+    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+        rv == CKR_GENERAL_ERROR) {
         iotsec_error_set(IOTSEC_ERR_AUTH, "hsm: AES-GCM tag mismatch (wrong key or altered data)");
         r = IOTSEC_RESULT_ERR;
     } else if (rv != CKR_OK || len != sealed.len - IOTSEC_AEAD_TAG_LEN) {
