@@ -39,7 +39,7 @@ const char *iotsec_error_message(void)
     return last_message;
 }
 
-static void set_message_v(iotsec_err code, const char *fmt, va_list ap)
+IOTSEC_PRINTF(2, 0) static void set_message_v(iotsec_err code, const char *fmt, va_list ap)
 {
     last_code = code;
     if (fmt == NULL) {
