@@ -20,6 +20,7 @@
 #include "iotsec/crypto.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -39,7 +40,6 @@ struct iotsec_hsm {
     CK_FUNCTION_LIST_PTR p11;
     CK_SESSION_HANDLE session;
     bool initialized;
-    bool logged_in;
 };
 
 /* DER of the OID 1.2.840.10045.3.1.7 (prime256v1), the CKA_EC_PARAMS of a P-256 key. */
@@ -133,6 +133,7 @@ static const struct {
     CKR_NAME(CKR_TOKEN_NOT_PRESENT),
     CKR_NAME(CKR_TOKEN_NOT_RECOGNIZED),
     CKR_NAME(CKR_TOKEN_WRITE_PROTECTED),
+    CKR_NAME(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
     CKR_NAME(CKR_UNWRAPPING_KEY_SIZE_RANGE),
     CKR_NAME(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
     CKR_NAME(CKR_USER_ALREADY_LOGGED_IN),
@@ -203,6 +204,63 @@ static iotsec_result find_slot(struct iotsec_hsm *hsm, const char *token_label, 
     return IOTSEC_RESULT_OK;
 }
 
+/* C_Initialize and C_Finalize act on the whole module in the process, not on a session:
+ * a second C_Initialize fails with CKR_CRYPTOKI_ALREADY_INITIALIZED, and C_Finalize under
+ * a live handle would end its session. So the module is initialised by the first handle
+ * that needs it and finalised by the last one to close (dlopen returns the same library,
+ * hence the same function list, for every handle). */
+#define MODULES_MAX 8
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    CK_FUNCTION_LIST_PTR p11;
+    unsigned users;
+} modules[MODULES_MAX];
+
+static iotsec_result module_acquire(struct iotsec_hsm *hsm)
+{
+    pthread_mutex_lock(&modules_lock);
+    size_t slot = MODULES_MAX;
+    for (size_t i = 0; i < MODULES_MAX; i++) {
+        if (modules[i].users > 0 && modules[i].p11 == hsm->p11) {
+            slot = i;
+            break;
+        }
+        if (modules[i].users == 0 && slot == MODULES_MAX)
+            slot = i;
+    }
+    CK_RV rv = CKR_OK;
+    if (slot == MODULES_MAX) {
+        rv = CKR_HOST_MEMORY;
+    } else if (modules[slot].users == 0) {
+        CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+        rv = hsm->p11->C_Initialize(&args);
+    }
+    if (rv == CKR_OK) {
+        modules[slot].p11 = hsm->p11;
+        modules[slot].users++;
+        hsm->initialized = true;
+    }
+    pthread_mutex_unlock(&modules_lock);
+    IOTSEC_ENSURE(slot != MODULES_MAX, IOTSEC_ERR_PKCS11,
+                  "hsm: more than %d PKCS#11 modules in use at once", MODULES_MAX);
+    IOTSEC_ENSURE(rv == CKR_OK, IOTSEC_ERR_PKCS11, "hsm: C_Initialize: %s",
+                  iotsec_hsm_ckr_name(rv));
+    return IOTSEC_RESULT_OK;
+}
+
+static void module_release(struct iotsec_hsm *hsm)
+{
+    pthread_mutex_lock(&modules_lock);
+    for (size_t i = 0; i < MODULES_MAX; i++) {
+        if (modules[i].users > 0 && modules[i].p11 == hsm->p11) {
+            if (--modules[i].users == 0)
+                hsm->p11->C_Finalize(NULL);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&modules_lock);
+}
+
 static iotsec_result load_module(struct iotsec_hsm *hsm, const char *module_path)
 {
     hsm->module = dlopen(module_path, RTLD_NOW | RTLD_LOCAL);
@@ -214,10 +272,7 @@ static iotsec_result load_module(struct iotsec_hsm *hsm, const char *module_path
     CK_RV rv = get_list(&hsm->p11);
     IOTSEC_ENSURE(rv == CKR_OK && hsm->p11 != NULL, IOTSEC_ERR_PKCS11, "hsm: C_GetFunctionList: %s",
                   iotsec_hsm_ckr_name(rv));
-    CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
-    P11_CALL(hsm, C_Initialize, &args);
-    hsm->initialized = true;
-    return IOTSEC_RESULT_OK;
+    return module_acquire(hsm);
 }
 
 static iotsec_result find_free_slot(struct iotsec_hsm *hsm, CK_SLOT_ID *slot)
@@ -258,7 +313,6 @@ static iotsec_result init_token(struct iotsec_hsm *hsm, const char *token_label,
              &hsm->session);
     P11_CALL(hsm, C_Login, hsm->session, CKU_SO, (CK_UTF8CHAR_PTR)(uintptr_t)so_pin.ptr,
              so_pin.len);
-    hsm->logged_in = true;
     P11_CALL(hsm, C_InitPIN, hsm->session, (CK_UTF8CHAR_PTR)(uintptr_t)user_pin.ptr, user_pin.len);
     return IOTSEC_RESULT_OK;
 }
@@ -282,15 +336,20 @@ iotsec_result iotsec_hsm_init_token(const char *module_path, const char *token_l
 static iotsec_result open_session(struct iotsec_hsm *hsm, const char *module_path,
                                   const char *token_label, struct iotsec_slice pin)
 {
-    IOTSEC_ENSURE(strlen(token_label) <= TOKEN_LABEL_LEN, IOTSEC_ERR_INVALID_ARG,
-                  "hsm: a token label has at most %d characters", TOKEN_LABEL_LEN);
+    size_t label_len = strlen(token_label);
+    IOTSEC_ENSURE(label_len >= 1 && label_len <= TOKEN_LABEL_LEN, IOTSEC_ERR_INVALID_ARG,
+                  "hsm: a token label has 1 to %d characters", TOKEN_LABEL_LEN);
     IOTSEC_GUARD(load_module(hsm, module_path));
     CK_SLOT_ID slot;
     IOTSEC_GUARD(find_slot(hsm, token_label, &slot));
     P11_CALL(hsm, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
              &hsm->session);
-    P11_CALL(hsm, C_Login, hsm->session, CKU_USER, (CK_UTF8CHAR_PTR)(uintptr_t)pin.ptr, pin.len);
-    hsm->logged_in = true;
+    /* Login state belongs to the application, not the session (PKCS#11 2.40 section 5.6):
+     * a second handle in the same process finds the user logged in already. */
+    CK_RV rv =
+        hsm->p11->C_Login(hsm->session, CKU_USER, (CK_UTF8CHAR_PTR)(uintptr_t)pin.ptr, pin.len);
+    IOTSEC_ENSURE(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN, IOTSEC_ERR_PKCS11,
+                  "hsm: C_Login: %s", iotsec_hsm_ckr_name(rv));
     return IOTSEC_RESULT_OK;
 }
 
@@ -312,12 +371,12 @@ void iotsec_hsm_close(struct iotsec_hsm *hsm)
 {
     if (hsm == NULL)
         return;
-    if (hsm->logged_in)
-        hsm->p11->C_Logout(hsm->session);
+    /* No C_Logout: it would log out every other handle of this process too. Closing the
+     * application's last session logs the user out (PKCS#11 2.40 section 5.6). */
     if (hsm->session != CK_INVALID_HANDLE)
         hsm->p11->C_CloseSession(hsm->session);
     if (hsm->initialized)
-        hsm->p11->C_Finalize(NULL);
+        module_release(hsm);
     if (hsm->module != NULL)
         dlclose(hsm->module);
     free(hsm);
@@ -597,9 +656,11 @@ iotsec_result iotsec_hsm_aead_seal(struct iotsec_hsm *hsm, const char *label,
     CK_ULONG len = plain.len + IOTSEC_AEAD_TAG_LEN;
     IOTSEC_GUARD(iotsec_buf_grow(out, len, &dst));
     CK_RV rv = hsm->p11->C_EncryptInit(hsm->session, &mech, key);
+    /* Tokens reject a NULL data pointer even for zero bytes. */
+    static const uint8_t nothing[1];
+    const uint8_t *data = plain.ptr != NULL ? plain.ptr : nothing;
     if (rv == CKR_OK)
-        rv = hsm->p11->C_Encrypt(hsm->session, (CK_BYTE_PTR)(uintptr_t)plain.ptr, plain.len, dst,
-                                 &len);
+        rv = hsm->p11->C_Encrypt(hsm->session, (CK_BYTE_PTR)(uintptr_t)data, plain.len, dst, &len);
     if (rv != CKR_OK || len != plain.len + IOTSEC_AEAD_TAG_LEN) {
         out->len = mark;
         IOTSEC_BAIL(IOTSEC_ERR_PKCS11, "hsm: C_Encrypt (AES-GCM): %s",
