@@ -63,8 +63,7 @@ void iotsec_buf_init_secret(struct iotsec_buf *b);
 /* Lowers the maximum size; appends beyond it fail with IOTSEC_ERR_TOO_LARGE. */
 void iotsec_buf_set_max(struct iotsec_buf *b, size_t max);
 IOTSEC_MUST_CHECK iotsec_result iotsec_buf_reserve(struct iotsec_buf *b, size_t extra);
-IOTSEC_MUST_CHECK iotsec_result iotsec_buf_append(struct iotsec_buf *b, const void *data,
-                                                  size_t n);
+IOTSEC_MUST_CHECK iotsec_result iotsec_buf_append(struct iotsec_buf *b, const void *data, size_t n);
 IOTSEC_MUST_CHECK iotsec_result iotsec_buf_append_slice(struct iotsec_buf *b,
                                                         struct iotsec_slice s);
 IOTSEC_MUST_CHECK iotsec_result iotsec_buf_append_str(struct iotsec_buf *b, const char *s);

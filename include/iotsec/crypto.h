@@ -118,8 +118,7 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_key_from_ed25519_raw(struct iotsec_slice 
 /* Saves private key PEM to path atomically with mode 0600. */
 IOTSEC_MUST_CHECK iotsec_result iotsec_key_save_private_pem(const struct iotsec_key *key,
                                                             const char *path);
-IOTSEC_MUST_CHECK iotsec_result iotsec_key_load_pem_file(const char *path,
-                                                         struct iotsec_key **out);
+IOTSEC_MUST_CHECK iotsec_result iotsec_key_load_pem_file(const char *path, struct iotsec_key **out);
 
 /* Signing: EC P-256 -> ECDSA with SHA-256, DER-encoded signature; Ed25519 -> pure
  * Ed25519 (64 bytes). RSA keys cannot sign here (IOTSEC_ERR_INVALID_ARG). */

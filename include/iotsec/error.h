@@ -18,7 +18,7 @@
 
 #include <stdbool.h>
 
-#define IOTSEC_MUST_CHECK __attribute__((warn_unused_result))
+#define IOTSEC_MUST_CHECK   __attribute__((warn_unused_result))
 #define IOTSEC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* X(name, default message). The message is used when a site gives no detail. */
