@@ -180,26 +180,47 @@ static bool token_label_equals(const unsigned char field[TOKEN_LABEL_LEN], const
     return true;
 }
 
-static iotsec_result find_slot(struct iotsec_hsm *hsm, const char *token_label, CK_SLOT_ID *slot)
+static bool token_has_label(const CK_TOKEN_INFO *info, const char *label)
+{
+    return token_label_equals(info->label, label);
+}
+
+static bool token_is_uninitialised(const CK_TOKEN_INFO *info, const char *unused)
+{
+    (void)unused;
+    return (info->flags & CKF_TOKEN_INITIALIZED) == 0;
+}
+
+/* The first slot whose token satisfies match(info, arg); *found says whether there is one. */
+static iotsec_result find_token(struct iotsec_hsm *hsm,
+                                bool (*match)(const CK_TOKEN_INFO *, const char *), const char *arg,
+                                CK_SLOT_ID *slot, bool *found)
 {
     CK_ULONG count = 0;
+    *found = false;
     P11_CALL(hsm, C_GetSlotList, CK_TRUE, NULL, &count);
-    IOTSEC_ENSURE(count > 0, IOTSEC_ERR_NOT_FOUND, "hsm: no token is present in the module");
+    if (count == 0)
+        return IOTSEC_RESULT_OK;
     CK_SLOT_ID *slots = calloc(count, sizeof(*slots));
     IOTSEC_ENSURE_ALLOC(slots);
     CK_RV rv = hsm->p11->C_GetSlotList(CK_TRUE, slots, &count);
-    bool found = false;
-    for (CK_ULONG i = 0; rv == CKR_OK && i < count && !found; i++) {
+    for (CK_ULONG i = 0; rv == CKR_OK && i < count && !*found; i++) {
         CK_TOKEN_INFO info;
-        if (hsm->p11->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
-            token_label_equals(info.label, token_label)) {
+        if (hsm->p11->C_GetTokenInfo(slots[i], &info) == CKR_OK && match(&info, arg)) {
             *slot = slots[i];
-            found = true;
+            *found = true;
         }
     }
     free(slots);
     IOTSEC_ENSURE(rv == CKR_OK, IOTSEC_ERR_PKCS11, "hsm: C_GetSlotList: %s",
                   iotsec_hsm_ckr_name(rv));
+    return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result find_slot(struct iotsec_hsm *hsm, const char *token_label, CK_SLOT_ID *slot)
+{
+    bool found;
+    IOTSEC_GUARD(find_token(hsm, token_has_label, token_label, slot, &found));
     IOTSEC_ENSURE(found, IOTSEC_ERR_NOT_FOUND, "hsm: no token labelled '%s'", token_label);
     return IOTSEC_RESULT_OK;
 }
@@ -275,36 +296,16 @@ static iotsec_result load_module(struct iotsec_hsm *hsm, const char *module_path
     return module_acquire(hsm);
 }
 
-static iotsec_result find_free_slot(struct iotsec_hsm *hsm, CK_SLOT_ID *slot)
-{
-    CK_ULONG count = 0;
-    P11_CALL(hsm, C_GetSlotList, CK_TRUE, NULL, &count);
-    CK_SLOT_ID *slots = calloc(count + 1, sizeof(*slots));
-    IOTSEC_ENSURE_ALLOC(slots);
-    CK_RV rv = hsm->p11->C_GetSlotList(CK_TRUE, slots, &count);
-    bool found = false;
-    for (CK_ULONG i = 0; rv == CKR_OK && i < count && !found; i++) {
-        CK_TOKEN_INFO info;
-        if (hsm->p11->C_GetTokenInfo(slots[i], &info) == CKR_OK &&
-            (info.flags & CKF_TOKEN_INITIALIZED) == 0) {
-            *slot = slots[i];
-            found = true;
-        }
-    }
-    free(slots);
-    IOTSEC_ENSURE(rv == CKR_OK, IOTSEC_ERR_PKCS11, "hsm: C_GetSlotList: %s",
-                  iotsec_hsm_ckr_name(rv));
-    IOTSEC_ENSURE(found, IOTSEC_ERR_NOT_FOUND, "hsm: no slot with an uninitialised token");
-    return IOTSEC_RESULT_OK;
-}
-
 static iotsec_result init_token(struct iotsec_hsm *hsm, const char *token_label,
                                 struct iotsec_slice so_pin, struct iotsec_slice user_pin)
 {
     CK_SLOT_ID slot;
-    IOTSEC_ENSURE(!iotsec_ok(find_slot(hsm, token_label, &slot)), IOTSEC_ERR_EXISTS,
-                  "hsm: a token labelled '%s' already exists", token_label);
-    IOTSEC_GUARD(find_free_slot(hsm, &slot));
+    bool found;
+    IOTSEC_GUARD(find_token(hsm, token_has_label, token_label, &slot, &found));
+    IOTSEC_ENSURE(!found, IOTSEC_ERR_EXISTS, "hsm: a token labelled '%s' already exists",
+                  token_label);
+    IOTSEC_GUARD(find_token(hsm, token_is_uninitialised, NULL, &slot, &found));
+    IOTSEC_ENSURE(found, IOTSEC_ERR_NOT_FOUND, "hsm: no slot with an uninitialised token");
     CK_UTF8CHAR label[TOKEN_LABEL_LEN];
     memset(label, ' ', sizeof(label));
     memcpy(label, token_label, strlen(token_label));
