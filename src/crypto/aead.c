@@ -67,22 +67,34 @@ static void roll_back(struct iotsec_buf *out, size_t mark)
     out->len = mark;
 }
 
+/* The part seal and open share: key and nonce, associated data, then the bulk transform
+ * of `in` into dst (same length; GCM is a stream mode). enc is 1 to seal, 0 to open. */
+static iotsec_result gcm_transform(EVP_CIPHER_CTX *ctx, int enc, struct iotsec_slice key,
+                                   struct iotsec_slice nonce, struct iotsec_slice aad,
+                                   struct iotsec_slice in, uint8_t *dst)
+{
+    const char *what = enc ? "seal" : "open";
+    const EVP_CIPHER *cipher;
+    IOTSEC_GUARD(gcm_algorithm(&cipher));
+    int n;
+    IOTSEC_GUARD_OSSL(EVP_CipherInit_ex2(ctx, cipher, key.ptr, nonce.ptr, enc, NULL),
+                      IOTSEC_ERR_CRYPTO, "aead: %s: init", what);
+    if (aad.len > 0)
+        IOTSEC_GUARD_OSSL(EVP_CipherUpdate(ctx, NULL, &n, aad.ptr, (int)aad.len), IOTSEC_ERR_CRYPTO,
+                          "aead: %s: associated data", what);
+    if (in.len > 0)
+        IOTSEC_GUARD_OSSL(EVP_CipherUpdate(ctx, dst, &n, in.ptr, (int)in.len), IOTSEC_ERR_CRYPTO,
+                          "aead: %s: %s", what, enc ? "encrypt" : "decrypt");
+    return IOTSEC_RESULT_OK;
+}
+
 static iotsec_result gcm_seal(struct iotsec_slice key, struct iotsec_slice nonce,
                               struct iotsec_slice aad, struct iotsec_slice plain, uint8_t *dst)
 {
-    const EVP_CIPHER *cipher;
-    IOTSEC_GUARD(gcm_algorithm(&cipher));
     EVP_CIPHER_CTX *ctx IOTSEC_DEFER(cipher_ctx_cleanup) = EVP_CIPHER_CTX_new();
     IOTSEC_ENSURE_ALLOC(ctx);
+    IOTSEC_GUARD(gcm_transform(ctx, 1, key, nonce, aad, plain, dst));
     int n;
-    IOTSEC_GUARD_OSSL(EVP_EncryptInit_ex2(ctx, cipher, key.ptr, nonce.ptr, NULL), IOTSEC_ERR_CRYPTO,
-                      "aead: seal: init");
-    if (aad.len > 0)
-        IOTSEC_GUARD_OSSL(EVP_EncryptUpdate(ctx, NULL, &n, aad.ptr, (int)aad.len),
-                          IOTSEC_ERR_CRYPTO, "aead: seal: associated data");
-    if (plain.len > 0)
-        IOTSEC_GUARD_OSSL(EVP_EncryptUpdate(ctx, dst, &n, plain.ptr, (int)plain.len),
-                          IOTSEC_ERR_CRYPTO, "aead: seal: encrypt");
     IOTSEC_GUARD_OSSL(EVP_EncryptFinal_ex(ctx, dst + plain.len, &n), IOTSEC_ERR_CRYPTO,
                       "aead: seal: final");
 
@@ -115,19 +127,10 @@ static iotsec_result gcm_open(struct iotsec_slice key, struct iotsec_slice nonce
                               struct iotsec_slice aad, struct iotsec_slice ciphertext,
                               const uint8_t *tag, uint8_t *dst)
 {
-    const EVP_CIPHER *cipher;
-    IOTSEC_GUARD(gcm_algorithm(&cipher));
     EVP_CIPHER_CTX *ctx IOTSEC_DEFER(cipher_ctx_cleanup) = EVP_CIPHER_CTX_new();
     IOTSEC_ENSURE_ALLOC(ctx);
+    IOTSEC_GUARD(gcm_transform(ctx, 0, key, nonce, aad, ciphertext, dst));
     int n;
-    IOTSEC_GUARD_OSSL(EVP_DecryptInit_ex2(ctx, cipher, key.ptr, nonce.ptr, NULL), IOTSEC_ERR_CRYPTO,
-                      "aead: open: init");
-    if (aad.len > 0)
-        IOTSEC_GUARD_OSSL(EVP_DecryptUpdate(ctx, NULL, &n, aad.ptr, (int)aad.len),
-                          IOTSEC_ERR_CRYPTO, "aead: open: associated data");
-    if (ciphertext.len > 0)
-        IOTSEC_GUARD_OSSL(EVP_DecryptUpdate(ctx, dst, &n, ciphertext.ptr, (int)ciphertext.len),
-                          IOTSEC_ERR_CRYPTO, "aead: open: decrypt");
 
     /* OSSL_PARAM wants a mutable pointer; the tag is the caller's const input. */
     uint8_t expected[IOTSEC_AEAD_TAG_LEN];
