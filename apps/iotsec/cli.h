@@ -16,10 +16,16 @@
 #include "iotsec/error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
+
+/* The data directory when neither --data nor IOTSEC_DATA names one. */
+#define CLI_DEFAULT_DATA_DIR "var"
+#define CLI_PATH_MAX         4096
 
 /* Secrets read from files or prompts are at most this long. */
 #define CLI_SECRET_MAX 4096
@@ -49,5 +55,22 @@ IOTSEC_MUST_CHECK iotsec_result cli_read_secret_file(const char *path, const cha
 IOTSEC_MUST_CHECK iotsec_result cli_prompt_secret(const char *prompt, struct iotsec_buf *secret);
 /* Reads all of stdin (at most max bytes) into a secret buffer. */
 IOTSEC_MUST_CHECK iotsec_result cli_read_stdin(size_t max, struct iotsec_buf *out);
+
+/* ---- the data directory (cli_data.c) ----
+ * Every command takes --data DIR: the vault (DIR/vault), CA certificate (DIR/ca.crt),
+ * CRL (DIR/ca.crl) and store (DIR/store.db). */
+struct iotsec_store;
+/* option if given, else $IOTSEC_DATA, else CLI_DEFAULT_DATA_DIR. */
+const char *cli_data_dir(const char *option);
+/* out = "DIR/name"; IOTSEC_ERR_TOO_LARGE when it does not fit. */
+IOTSEC_MUST_CHECK iotsec_result cli_data_path(const char *dir, const char *name, char *out,
+                                              size_t size);
+/* Creates DIR (mode 0700) when missing; refuses a non-directory or one that group or
+ * others may write. */
+IOTSEC_MUST_CHECK iotsec_result cli_data_prepare(const char *dir);
+/* cli_data_prepare, then opens (creating) the store DIR/store.db. */
+IOTSEC_MUST_CHECK iotsec_result cli_open_store(const char *dir, struct iotsec_store **out);
+/* Wall-clock Unix milliseconds, the time the CLI passes to the store. */
+int64_t cli_now_ms(void);
 
 #endif

@@ -21,10 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_DATA_DIR "var"
-
 struct vault_opts {
     const char *vault_path;
+    const char *data_dir;
     const char *passphrase_file;
     const char *new_passphrase_file;
     const char *hsm_module;
@@ -49,7 +48,8 @@ static void vault_usage(FILE *out)
             "  rekey        new data key and new passphrase or token key\n"
             "\n"
             "options:\n"
-            "  --vault FILE              vault file (default $IOTSEC_DATA/vault, ./var/vault)\n"
+            "  --data DIR                data directory (default $IOTSEC_DATA, else ./var)\n"
+            "  --vault FILE              vault file (default DIR/vault)\n"
             "  --passphrase-file FILE    passphrase (mode 0600); default $IOTSEC_PASSPHRASE_FILE,\n"
             "                            else a prompt on the terminal\n"
             "  --scrypt-log2n N          scrypt cost for init/rekey, N >= 15 (default 15)\n"
@@ -280,10 +280,12 @@ int cmd_vault(int argc, char **argv)
         OPT_KEY,
         OPT_NEW_KEY,
         OPT_LOG2N,
+        OPT_DATA,
         OPT_HELP
     };
     static const struct option options[] = {
         {"vault", required_argument, NULL, OPT_VAULT},
+        {"data", required_argument, NULL, OPT_DATA},
         {"passphrase-file", required_argument, NULL, OPT_PASS},
         {"new-passphrase-file", required_argument, NULL, OPT_NEW_PASS},
         {"hsm-module", required_argument, NULL, OPT_MODULE},
@@ -305,6 +307,9 @@ int cmd_vault(int argc, char **argv)
         switch (c) {
         case OPT_VAULT:
             o.vault_path = optarg;
+            break;
+        case OPT_DATA:
+            o.data_dir = optarg;
             break;
         case OPT_PASS:
             o.passphrase_file = optarg;
@@ -369,9 +374,9 @@ int cmd_vault(int argc, char **argv)
     o.hsm_token = env_or(o.hsm_token, "IOTSEC_HSM_TOKEN");
     o.hsm_pin_file = env_or(o.hsm_pin_file, "IOTSEC_HSM_PIN_FILE");
     if (o.vault_path == NULL) {
-        const char *data = getenv("IOTSEC_DATA");
-        snprintf(o.default_path, sizeof(o.default_path), "%s/vault",
-                 data != NULL && data[0] != '\0' ? data : DEFAULT_DATA_DIR);
+        if (!iotsec_ok(cli_data_path(cli_data_dir(o.data_dir), "vault", o.default_path,
+                                     sizeof(o.default_path))))
+            return cli_fail();
         o.vault_path = o.default_path;
     }
 
