@@ -14,6 +14,7 @@
 
 #include "iotsec/buf.h"
 #include "iotsec/error.h"
+#include "iotsec/vault.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -72,5 +73,45 @@ IOTSEC_MUST_CHECK iotsec_result cli_data_prepare(const char *dir);
 IOTSEC_MUST_CHECK iotsec_result cli_open_store(const char *dir, struct iotsec_store **out);
 /* Wall-clock Unix milliseconds, the time the CLI passes to the store. */
 int64_t cli_now_ms(void);
+
+/* ---- the vault from any subcommand (cli_vault.c) ---- */
+struct cli_vault_opts {
+    const char *vault_path;
+    const char *data_dir;
+    const char *passphrase_file;
+    const char *new_passphrase_file;
+    const char *hsm_module;
+    const char *hsm_token;
+    const char *hsm_pin_file;
+    const char *hsm_key;
+    const char *new_hsm_key;
+    int scrypt_log2n;
+    char default_path[4096];
+};
+
+/* Fills the unset key options from IOTSEC_PASSPHRASE_FILE, IOTSEC_PKCS11_MODULE,
+ * IOTSEC_HSM_TOKEN and IOTSEC_HSM_PIN_FILE. */
+void cli_vault_opts_from_env(struct cli_vault_opts *o);
+
+/* Everything needed to open (or create) the vault: kept together so it is freed together. */
+struct cli_key_material {
+    struct iotsec_buf passphrase;
+    struct iotsec_buf pin;
+    struct iotsec_hsm *hsm;
+    struct iotsec_vault_key key;
+};
+void cli_key_material_init(struct cli_key_material *m);
+void cli_key_material_free(struct cli_key_material *m);
+/* Opens the token named by o (module, label, PIN file) once; later calls reuse it. */
+IOTSEC_MUST_CHECK iotsec_result cli_open_token(const struct cli_vault_opts *o,
+                                               struct cli_key_material *m);
+/* The key of the existing vault at o->vault_path: its header says passphrase or token. */
+IOTSEC_MUST_CHECK iotsec_result cli_vault_existing_key(const struct cli_vault_opts *o,
+                                                       struct cli_key_material *m);
+/* A key for a new vault or a rekey: the AES key token_key in the token, else a new
+ * passphrase from pass_file (asked twice on a terminal). */
+IOTSEC_MUST_CHECK iotsec_result cli_vault_new_key(const struct cli_vault_opts *o,
+                                                  const char *pass_file, const char *token_key,
+                                                  struct cli_key_material *m);
 
 #endif

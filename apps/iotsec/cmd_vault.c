@@ -21,20 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct vault_opts {
-    const char *vault_path;
-    const char *data_dir;
-    const char *passphrase_file;
-    const char *new_passphrase_file;
-    const char *hsm_module;
-    const char *hsm_token;
-    const char *hsm_pin_file;
-    const char *hsm_key;
-    const char *new_hsm_key;
-    int scrypt_log2n;
-    char default_path[4096];
-};
-
 static void vault_usage(FILE *out)
 {
     fprintf(out,
@@ -61,114 +47,6 @@ static void vault_usage(FILE *out)
             "  --new-hsm-key LABEL       rekey: move the vault to this AES key in the token\n");
 }
 
-static const char *env_or(const char *value, const char *env)
-{
-    return value != NULL ? value : getenv(env);
-}
-
-/* The passphrase for opening, or for a new vault (asked twice on a terminal). */
-static iotsec_result read_passphrase(const char *file, bool confirm, struct iotsec_buf *pass)
-{
-    if (file != NULL)
-        return cli_read_secret_file(file, "passphrase file", pass);
-    const char *prompt = confirm ? "New vault passphrase: " : "Vault passphrase: ";
-    if (!iotsec_ok(cli_prompt_secret(prompt, pass))) {
-        if (iotsec_error_code() == IOTSEC_ERR_NOT_FOUND)
-            iotsec_error_set(IOTSEC_ERR_INVALID_ARG,
-                             "vault: no passphrase: give --passphrase-file or set "
-                             "IOTSEC_PASSPHRASE_FILE");
-        return IOTSEC_RESULT_ERR;
-    }
-    if (!confirm)
-        return IOTSEC_RESULT_OK;
-    struct iotsec_buf again;
-    iotsec_buf_init_secret(&again);
-    iotsec_result r = cli_prompt_secret("Repeat the passphrase: ", &again);
-    bool same =
-        iotsec_ok(r) && iotsec_slice_equal(iotsec_buf_slice(pass), iotsec_buf_slice(&again));
-    iotsec_buf_free(&again);
-    IOTSEC_GUARD(r);
-    IOTSEC_ENSURE(same, IOTSEC_ERR_INVALID_ARG, "vault: the passphrases do not match");
-    return IOTSEC_RESULT_OK;
-}
-
-/* Everything needed to open (or create) the vault: kept together so it is freed together. */
-struct key_material {
-    struct iotsec_buf passphrase;
-    struct iotsec_buf pin;
-    struct iotsec_hsm *hsm;
-    struct iotsec_vault_key key;
-};
-
-static void key_material_free(struct key_material *m)
-{
-    iotsec_buf_free(&m->passphrase);
-    iotsec_buf_free(&m->pin);
-    iotsec_hsm_close(m->hsm);
-    m->hsm = NULL;
-}
-
-static iotsec_result open_token(const struct vault_opts *o, struct key_material *m)
-{
-    if (m->hsm != NULL)
-        return IOTSEC_RESULT_OK;
-    IOTSEC_ENSURE(o->hsm_module != NULL, IOTSEC_ERR_INVALID_ARG,
-                  "vault: token key needs --hsm-module (or IOTSEC_PKCS11_MODULE)");
-    IOTSEC_ENSURE(o->hsm_token != NULL, IOTSEC_ERR_INVALID_ARG,
-                  "vault: token key needs --token (or IOTSEC_HSM_TOKEN)");
-    IOTSEC_ENSURE(o->hsm_pin_file != NULL, IOTSEC_ERR_INVALID_ARG,
-                  "vault: token key needs --pin-file (or IOTSEC_HSM_PIN_FILE)");
-    IOTSEC_GUARD(cli_read_secret_file(o->hsm_pin_file, "PIN file", &m->pin));
-    return iotsec_hsm_open(o->hsm_module, o->hsm_token, iotsec_buf_slice(&m->pin), &m->hsm);
-}
-
-/* The key of an existing vault: its header says whether it wants a passphrase or a token,
- * so the operator never has to say which. When the file cannot be read or parsed, the
- * passphrase path is taken and iotsec_vault_open reports what is wrong with the file. */
-static bool vault_wants_token(const char *path)
-{
-    struct iotsec_buf file = {0};
-    struct iotsec_vault_header h;
-    bool token = iotsec_ok(iotsec_file_read(path, IOTSEC_VAULT_FILE_MAX, &file)) &&
-                 iotsec_ok(iotsec_vault_parse_header(iotsec_buf_slice(&file), &h)) &&
-                 h.source == IOTSEC_VAULT_KEY_HSM;
-    iotsec_buf_free(&file);
-    iotsec_error_clear();
-    return token;
-}
-
-static iotsec_result existing_key(const struct vault_opts *o, struct key_material *m)
-{
-    if (vault_wants_token(o->vault_path)) {
-        IOTSEC_GUARD(open_token(o, m));
-        m->key = (struct iotsec_vault_key){.source = IOTSEC_VAULT_KEY_HSM, .hsm = m->hsm};
-        return IOTSEC_RESULT_OK;
-    }
-    IOTSEC_GUARD(read_passphrase(o->passphrase_file, false, &m->passphrase));
-    m->key = (struct iotsec_vault_key){.source = IOTSEC_VAULT_KEY_PASSPHRASE,
-                                       .passphrase = iotsec_buf_slice(&m->passphrase)};
-    return IOTSEC_RESULT_OK;
-}
-
-/* A key for a new vault (init) or a new key (rekey). */
-static iotsec_result new_key(const struct vault_opts *o, const char *pass_file,
-                             const char *token_key, struct key_material *m)
-{
-    if (token_key != NULL) {
-        IOTSEC_GUARD(open_token(o, m));
-        m->key = (struct iotsec_vault_key){
-            .source = IOTSEC_VAULT_KEY_HSM, .hsm = m->hsm, .hsm_key_label = token_key};
-        return IOTSEC_RESULT_OK;
-    }
-    IOTSEC_GUARD(read_passphrase(pass_file, true, &m->passphrase));
-    m->key = (struct iotsec_vault_key){
-        .source = IOTSEC_VAULT_KEY_PASSPHRASE,
-        .passphrase = iotsec_buf_slice(&m->passphrase),
-        .scrypt = {.log2_n = (uint8_t)o->scrypt_log2n, .r = 8, .p = 1},
-    };
-    return IOTSEC_RESULT_OK;
-}
-
 /* init creates the data directory (0700) when the vault goes in the default place. */
 static iotsec_result ensure_parent_dir(const char *path)
 {
@@ -183,57 +61,53 @@ static iotsec_result ensure_parent_dir(const char *path)
     return IOTSEC_RESULT_OK;
 }
 
-static int do_init(const struct vault_opts *o)
+static int do_init(const struct cli_vault_opts *o)
 {
-    struct key_material m = {0};
-    iotsec_buf_init_secret(&m.passphrase);
-    iotsec_buf_init_secret(&m.pin);
+    struct cli_key_material m;
+    cli_key_material_init(&m);
     struct iotsec_vault *v = NULL;
-    bool ok = iotsec_ok(new_key(o, o->passphrase_file, o->hsm_key, &m)) &&
+    bool ok = iotsec_ok(cli_vault_new_key(o, o->passphrase_file, o->hsm_key, &m)) &&
               iotsec_ok(ensure_parent_dir(o->vault_path)) &&
               iotsec_ok(iotsec_vault_create(o->vault_path, &m.key, &v));
     iotsec_vault_close(v);
-    key_material_free(&m);
+    cli_key_material_free(&m);
     if (!ok)
         return cli_fail();
     fprintf(stderr, "iotsec: vault %s created\n", o->vault_path);
     return CLI_EXIT_OK;
 }
 
-static int do_rekey(const struct vault_opts *o)
+static int do_rekey(const struct cli_vault_opts *o)
 {
-    struct key_material old = {0}, fresh = {0};
-    iotsec_buf_init_secret(&old.passphrase);
-    iotsec_buf_init_secret(&old.pin);
-    iotsec_buf_init_secret(&fresh.passphrase);
-    iotsec_buf_init_secret(&fresh.pin);
+    struct cli_key_material old, fresh;
+    cli_key_material_init(&old);
+    cli_key_material_init(&fresh);
     struct iotsec_vault *v = NULL;
 
-    bool ok = iotsec_ok(existing_key(o, &old)) &&
+    bool ok = iotsec_ok(cli_vault_existing_key(o, &old)) &&
               iotsec_ok(iotsec_vault_open(o->vault_path, &old.key, IOTSEC_VAULT_WRITE, &v));
     if (ok) {
         /* Both keys may live in the same token: share the session. */
         fresh.hsm = old.hsm;
-        ok = iotsec_ok(new_key(o, o->new_passphrase_file, o->new_hsm_key, &fresh)) &&
+        ok = iotsec_ok(cli_vault_new_key(o, o->new_passphrase_file, o->new_hsm_key, &fresh)) &&
              iotsec_ok(iotsec_vault_rekey(v, &fresh.key));
         if (fresh.hsm == old.hsm)
             fresh.hsm = NULL;
     }
     iotsec_vault_close(v);
-    key_material_free(&fresh);
-    key_material_free(&old);
+    cli_key_material_free(&fresh);
+    cli_key_material_free(&old);
     if (!ok)
         return cli_fail();
     fprintf(stderr, "iotsec: vault %s has a new key\n", o->vault_path);
     return CLI_EXIT_OK;
 }
 
-static int do_entry_command(const char *cmd, const char *name, const struct vault_opts *o)
+static int do_entry_command(const char *cmd, const char *name, const struct cli_vault_opts *o)
 {
     bool writes = strcmp(cmd, "put") == 0 || strcmp(cmd, "rm") == 0;
-    struct key_material m = {0};
-    iotsec_buf_init_secret(&m.passphrase);
-    iotsec_buf_init_secret(&m.pin);
+    struct cli_key_material m;
+    cli_key_material_init(&m);
     struct iotsec_buf value;
     iotsec_buf_init_secret(&value);
     struct iotsec_vault *v = NULL;
@@ -242,7 +116,7 @@ static int do_entry_command(const char *cmd, const char *name, const struct vaul
     bool ok =
         (name == NULL || iotsec_ok(iotsec_vault_check_name(name))) &&
         (strcmp(cmd, "put") != 0 || iotsec_ok(cli_read_stdin(IOTSEC_VAULT_VALUE_MAX, &value))) &&
-        iotsec_ok(existing_key(o, &m)) &&
+        iotsec_ok(cli_vault_existing_key(o, &m)) &&
         iotsec_ok(iotsec_vault_open(o->vault_path, &m.key,
                                     writes ? IOTSEC_VAULT_WRITE : IOTSEC_VAULT_READ, &v));
     if (ok && strcmp(cmd, "put") == 0) {
@@ -260,7 +134,7 @@ static int do_entry_command(const char *cmd, const char *name, const struct vaul
     }
     iotsec_vault_close(v);
     iotsec_buf_free(&value);
-    key_material_free(&m);
+    cli_key_material_free(&m);
     if (ok && fflush(stdout) != 0) {
         iotsec_error_set(IOTSEC_ERR_IO, "vault: cannot write to stdout");
         ok = false;
@@ -297,7 +171,7 @@ int cmd_vault(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    struct vault_opts o = {.scrypt_log2n = 15};
+    struct cli_vault_opts o = {.scrypt_log2n = 15};
     int c;
     if (cli_require_exact_options(argc, argv, options, "vault") != CLI_EXIT_OK)
         return CLI_EXIT_USAGE;
@@ -369,10 +243,7 @@ int cmd_vault(int argc, char **argv)
         !isatty(STDIN_FILENO))
         return cli_usage_error("vault rekey: give --new-passphrase-file or --new-hsm-key");
 
-    o.passphrase_file = env_or(o.passphrase_file, "IOTSEC_PASSPHRASE_FILE");
-    o.hsm_module = env_or(o.hsm_module, "IOTSEC_PKCS11_MODULE");
-    o.hsm_token = env_or(o.hsm_token, "IOTSEC_HSM_TOKEN");
-    o.hsm_pin_file = env_or(o.hsm_pin_file, "IOTSEC_HSM_PIN_FILE");
+    cli_vault_opts_from_env(&o);
     if (o.vault_path == NULL) {
         if (!iotsec_ok(cli_data_path(cli_data_dir(o.data_dir), "vault", o.default_path,
                                      sizeof(o.default_path))))

@@ -213,6 +213,10 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_pki_crl_build(const struct iotsec_pki_ca 
                                                      const struct iotsec_pki_revoked *entries,
                                                      size_t count, struct iotsec_buf *crl_pem);
 
+/* Reads the CRL number of a CRL we could have issued (v2, nextUpdate, CRL number), so
+ * that the next CRL can be given a larger one. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_pki_crl_number(struct iotsec_slice crl, uint64_t *number);
+
 /* ---- verification ---- */
 
 struct iotsec_pki_verifier; /* opaque: trust anchors, known intermediates, CRLs */

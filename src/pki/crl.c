@@ -182,3 +182,18 @@ iotsec_result pki_crl_check_profile(X509_CRL *crl)
     IOTSEC_ENSURE(ok, IOTSEC_ERR_FORMAT, "pki: CRL: malformed or negative CRL number");
     return IOTSEC_RESULT_OK;
 }
+
+iotsec_result iotsec_pki_crl_number(struct iotsec_slice crl_in, uint64_t *number)
+{
+    X509_CRL *crl IOTSEC_DEFER(pki_crl_cleanup) = NULL;
+    IOTSEC_GUARD(pki_crl_parse(crl_in, &crl));
+    IOTSEC_GUARD(pki_crl_check_profile(crl));
+    ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    uint64_t value = 0;
+    bool ok = n != NULL && ASN1_INTEGER_get_uint64(&value, n) == 1;
+    ASN1_INTEGER_free(n);
+    ERR_clear_error();
+    IOTSEC_ENSURE(ok, IOTSEC_ERR_FORMAT, "pki: CRL: the CRL number does not fit in 64 bits");
+    *number = value;
+    return IOTSEC_RESULT_OK;
+}
