@@ -14,11 +14,14 @@
 
 #include "iotsec/buf.h"
 #include "iotsec/error.h"
+#include "iotsec/pki.h"
+#include "iotsec/registry.h"
 #include "iotsec/vault.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1
@@ -33,6 +36,8 @@
 
 int cmd_vault(int argc, char **argv);
 int cmd_hsm(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_device(int argc, char **argv);
 
 /* Prints "iotsec: <the current iotsec error message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(void);
@@ -46,6 +51,9 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct option;
 int cli_require_exact_options(int argc, char **argv, const struct option *options,
                               const char *command);
+
+/* A decimal number in min..max, digits only (no sign, no spaces, no 0x). */
+bool cli_parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out);
 
 /* Reads a secret from a private file (mode 0600 or stricter): one trailing newline is
  * dropped, an empty secret is refused. `what` names it in errors ("passphrase file"). */
@@ -113,5 +121,41 @@ IOTSEC_MUST_CHECK iotsec_result cli_vault_existing_key(const struct cli_vault_op
 IOTSEC_MUST_CHECK iotsec_result cli_vault_new_key(const struct cli_vault_opts *o,
                                                   const char *pass_file, const char *token_key,
                                                   struct cli_key_material *m);
+
+/* ---- the CA of a data directory (cli_ca.c) ---- */
+#define CLI_CRL_NEXT_UPDATE_DAYS      7  /* ca.crl: refresh with `iotsec ca crl` */
+#define CLI_ROOT_CRL_NEXT_UPDATE_DAYS 90 /* ca-root.crl, with an intermediate */
+
+struct cli_ca {
+    char dir[CLI_PATH_MAX];
+    const struct cli_vault_opts *vault_opts;
+    char root_key_ref[256];    /* "vault:NAME" or "pkcs11:LABEL" */
+    char issuing_key_ref[256]; /* "" without an intermediate */
+    struct cli_key_material km;
+    struct iotsec_vault *vault;
+    struct iotsec_key *root_key, *issuing_key;
+    struct iotsec_registry_token_signer root_token, issuing_token;
+    struct iotsec_pki_signer root_signer, issuing_signer;
+    struct iotsec_pki_ca *root;    /* NULL when not needed and an intermediate issues */
+    struct iotsec_pki_ca *issuing; /* NULL without an intermediate */
+};
+
+/* Opens the CA of DIR (ca.json, ca.crt, ca-issuing.crt and their keys). need_root opens
+ * the root's key even when an intermediate does the issuing. */
+IOTSEC_MUST_CHECK iotsec_result cli_ca_open(const char *dir,
+                                            const struct cli_vault_opts *vault_opts,
+                                            bool need_root, struct cli_ca *ca);
+/* The CA that signs device certificates and ca.crl. */
+const struct iotsec_pki_ca *cli_ca_issuer(const struct cli_ca *ca);
+void cli_ca_close(struct cli_ca *ca);
+/* Writes DIR/ca.json. issuing_ref may be NULL. */
+IOTSEC_MUST_CHECK iotsec_result cli_ca_write_config(const char *dir, const char *root_ref,
+                                                    const char *issuing_ref);
+/* Writes a fresh DIR/ca.crl from the store's revocations (store NULL: an empty CRL), and
+ * DIR/ca-root.crl too when the root is open and an intermediate exists. */
+IOTSEC_MUST_CHECK iotsec_result cli_ca_write_crls(const struct cli_ca *ca,
+                                                  struct iotsec_store *store, time_t now,
+                                                  uint32_t next_update_days,
+                                                  uint32_t root_next_update_days);
 
 #endif

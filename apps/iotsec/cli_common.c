@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -146,4 +147,17 @@ iotsec_result cli_read_stdin(size_t max, struct iotsec_buf *out)
                       "stdin: input exceeds the limit of %zu bytes", max);
     }
     return IOTSEC_RESULT_OK;
+}
+
+bool cli_parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out)
+{
+    if (text == NULL || text[0] < '0' || text[0] > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = (uint32_t)v;
+    return true;
 }

@@ -16,6 +16,8 @@ static const struct {
 } commands[] = {
     {"vault", cmd_vault, "encrypted secret store: init, put, get, list, rm, rekey"},
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
+    {"ca", cmd_ca, "the device CA: init, crl, show"},
+    {"device", cmd_device, "device lifecycle: issue, revoke, disable, enable, list, show, verify"},
 };
 
 static void usage(FILE *out)
