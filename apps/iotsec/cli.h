@@ -143,8 +143,8 @@ struct cli_ca {
 /* Opens the CA of DIR (ca.json, ca.crt, ca-issuing.crt and their keys). need_root opens
  * the root's key even when an intermediate does the issuing. */
 IOTSEC_MUST_CHECK iotsec_result cli_ca_open(const char *dir,
-                                            const struct cli_vault_opts *vault_opts,
-                                            bool need_root, struct cli_ca *ca);
+                                            const struct cli_vault_opts *vault_opts, bool need_root,
+                                            struct cli_ca *ca);
 /* The CA that signs device certificates and ca.crl. */
 const struct iotsec_pki_ca *cli_ca_issuer(const struct cli_ca *ca);
 void cli_ca_close(struct cli_ca *ca);

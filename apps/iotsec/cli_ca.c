@@ -60,7 +60,8 @@ iotsec_result cli_ca_write_config(const char *dir, const char *root_ref, const c
     IOTSEC_GUARD(cli_data_path(dir, IOTSEC_REGISTRY_CA_CONFIG, path, sizeof(path)));
     json_t *doc = json_pack("{s:i,s:s}", "version", 1, "rootKey", root_ref);
     IOTSEC_ENSURE_ALLOC(doc);
-    if (issuing_ref != NULL && json_object_set_new(doc, "issuingKey", json_string(issuing_ref)) != 0) {
+    if (issuing_ref != NULL &&
+        json_object_set_new(doc, "issuingKey", json_string(issuing_ref)) != 0) {
         json_decref(doc);
         IOTSEC_BAIL(IOTSEC_ERR_NOMEM, "ca: out of memory");
     }
@@ -115,7 +116,8 @@ static iotsec_result open_signer(struct cli_ca *ca, const char *ref, struct iots
 }
 
 static iotsec_result open_ca_file(const char *dir, const char *name,
-                                  const struct iotsec_pki_signer *signer, struct iotsec_pki_ca **out)
+                                  const struct iotsec_pki_signer *signer,
+                                  struct iotsec_pki_ca **out)
 {
     char path[CLI_PATH_MAX];
     IOTSEC_GUARD(cli_data_path(dir, name, path, sizeof(path)));
@@ -139,8 +141,8 @@ iotsec_result cli_ca_open(const char *dir, const struct cli_vault_opts *vault_op
     IOTSEC_GUARD(read_config(dir, ca));
     bool has_issuing = ca->issuing_key_ref[0] != '\0';
     if (need_root || !has_issuing) {
-        IOTSEC_GUARD(open_signer(ca, ca->root_key_ref, &ca->root_key, &ca->root_token,
-                                 &ca->root_signer));
+        IOTSEC_GUARD(
+            open_signer(ca, ca->root_key_ref, &ca->root_key, &ca->root_token, &ca->root_signer));
         IOTSEC_GUARD(open_ca_file(dir, IOTSEC_REGISTRY_CA_CERT, &ca->root_signer, &ca->root));
     }
     if (has_issuing) {
@@ -181,8 +183,8 @@ static uint64_t next_crl_number(const char *path, time_t now)
     iotsec_buf_init(&old);
     uint64_t previous = 0;
     if (iotsec_ok(iotsec_file_read(path, IOTSEC_PKI_CRL_MAX, &old)) &&
-        iotsec_ok(iotsec_pki_crl_number(iotsec_buf_slice(&old), &previous)) &&
-        previous >= number && previous < UINT64_MAX)
+        iotsec_ok(iotsec_pki_crl_number(iotsec_buf_slice(&old), &previous)) && previous >= number &&
+        previous < UINT64_MAX)
         number = previous + 1;
     iotsec_error_clear();
     iotsec_buf_free(&old);

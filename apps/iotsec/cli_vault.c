@@ -108,7 +108,7 @@ iotsec_result cli_vault_existing_key(const struct cli_vault_opts *o, struct cli_
 
 /* A key for a new vault (init) or a new key (rekey). */
 iotsec_result cli_vault_new_key(const struct cli_vault_opts *o, const char *pass_file,
-                             const char *token_key, struct cli_key_material *m)
+                                const char *token_key, struct cli_key_material *m)
 {
     if (token_key != NULL) {
         IOTSEC_GUARD(cli_open_token(o, m));
@@ -124,4 +124,3 @@ iotsec_result cli_vault_new_key(const struct cli_vault_opts *o, const char *pass
     };
     return IOTSEC_RESULT_OK;
 }
-

@@ -185,8 +185,8 @@ static iotsec_result write_ca_files(const struct ca_opts *o, struct ca_init *c, 
                                    CLI_ROOT_CRL_NEXT_UPDATE_DAYS));
     if (o->intermediate)
         IOTSEC_GUARD(write_file(dir, IOTSEC_REGISTRY_ISSUING_CERT, &c->issuing_pem));
-    IOTSEC_GUARD(cli_ca_write_config(dir, c->root_ref,
-                                     o->intermediate ? "vault:" ISSUING_KEY_ENTRY : NULL));
+    IOTSEC_GUARD(
+        cli_ca_write_config(dir, c->root_ref, o->intermediate ? "vault:" ISSUING_KEY_ENTRY : NULL));
     /* Last: ca.crt is what says "this directory has a CA". */
     return write_file(dir, IOTSEC_REGISTRY_CA_CERT, &c->root_pem);
 }
@@ -258,7 +258,8 @@ static int do_show(const struct ca_opts *o)
         return rc;
     if (!iotsec_ok(cli_data_path(o->data_dir, IOTSEC_REGISTRY_ISSUING_CERT, path, sizeof(path))))
         return cli_fail();
-    if (iotsec_file_exists(path) && (rc = show_cert(o->data_dir, IOTSEC_REGISTRY_ISSUING_CERT)) != 0)
+    if (iotsec_file_exists(path) &&
+        (rc = show_cert(o->data_dir, IOTSEC_REGISTRY_ISSUING_CERT)) != 0)
         return rc;
     return CLI_EXIT_OK;
 }
@@ -362,8 +363,8 @@ int cmd_ca(int argc, char **argv)
     cli_vault_opts_from_env(&o.vault);
     char vault_path[CLI_PATH_MAX];
     if (o.vault.vault_path == NULL) {
-        if (!iotsec_ok(cli_data_path(o.data_dir, IOTSEC_REGISTRY_VAULT, vault_path,
-                                     sizeof(vault_path))))
+        if (!iotsec_ok(
+                cli_data_path(o.data_dir, IOTSEC_REGISTRY_VAULT, vault_path, sizeof(vault_path))))
             return cli_fail();
         o.vault.vault_path = vault_path;
     }

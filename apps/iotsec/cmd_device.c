@@ -220,8 +220,8 @@ static int do_change(const struct device_opts *o, const char *action)
     if (o->reason != NULL && !parse_reason(o->reason, &reason))
         return cli_usage_error("device revoke: unknown --reason '%s' (see --help)", o->reason);
     if (!iotsec_pki_device_id_valid(o->id))
-        return cli_usage_error("device %s: '%s' is not a device id ([A-Za-z0-9_-]{1,64})",
-                               action, o->id);
+        return cli_usage_error("device %s: '%s' is not a device id ([A-Za-z0-9_-]{1,64})", action,
+                               o->id);
     struct iotsec_store *store = NULL;
     struct cli_ca ca = {0};
     time_t now = time(NULL);
@@ -232,8 +232,8 @@ static int do_change(const struct device_opts *o, const char *action)
     if (ok && strcmp(action, "revoke") == 0)
         ok = iotsec_ok(iotsec_registry_revoke(store, o->id, reason, now, &certs));
     else if (ok)
-        ok = iotsec_ok(iotsec_registry_set_enabled(store, o->id, strcmp(action, "enable") == 0,
-                                                   now));
+        ok = iotsec_ok(
+            iotsec_registry_set_enabled(store, o->id, strcmp(action, "enable") == 0, now));
     if (ok)
         ok = iotsec_ok(cli_ca_write_crls(&ca, store, now, CLI_CRL_NEXT_UPDATE_DAYS,
                                          CLI_ROOT_CRL_NEXT_UPDATE_DAYS));
@@ -355,8 +355,8 @@ static int do_verify(const struct device_opts *o)
               iotsec_ok(cli_open_store(o->data_dir, &store));
     bool setup = ok;
     if (ok)
-        ok = iotsec_ok(iotsec_registry_verify_client(v, store, iotsec_buf_slice(&chain), at,
-                                                     &peer, &why));
+        ok = iotsec_ok(
+            iotsec_registry_verify_client(v, store, iotsec_buf_slice(&chain), at, &peer, &why));
     iotsec_store_close(store);
     iotsec_pki_verifier_free(v);
     iotsec_buf_free(&chain);
@@ -512,8 +512,8 @@ int cmd_device(int argc, char **argv)
     cli_vault_opts_from_env(&o.vault);
     char vault_path[CLI_PATH_MAX];
     if (o.vault.vault_path == NULL) {
-        if (!iotsec_ok(cli_data_path(o.data_dir, IOTSEC_REGISTRY_VAULT, vault_path,
-                                     sizeof(vault_path))))
+        if (!iotsec_ok(
+                cli_data_path(o.data_dir, IOTSEC_REGISTRY_VAULT, vault_path, sizeof(vault_path))))
             return cli_fail();
         o.vault.vault_path = vault_path;
     }

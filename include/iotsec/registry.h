@@ -53,8 +53,8 @@ enum iotsec_registry_refusal {
     IOTSEC_REGISTRY_BAD_CERTIFICATE, /* pki refused the chain (message says why) */
     IOTSEC_REGISTRY_UNKNOWN_DEVICE,  /* sound certificate, but no such device */
     IOTSEC_REGISTRY_DISABLED,
-    IOTSEC_REGISTRY_REVOKED,     /* the device, or this certificate, is revoked */
-    IOTSEC_REGISTRY_NOT_CURRENT, /* a certificate the device no longer holds */
+    IOTSEC_REGISTRY_REVOKED,       /* the device, or this certificate, is revoked */
+    IOTSEC_REGISTRY_NOT_CURRENT,   /* a certificate the device no longer holds */
     IOTSEC_REGISTRY_LOOKUP_FAILED, /* the store could not answer: refused, fail closed */
 };
 
@@ -125,10 +125,9 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_registry_revoke(struct iotsec_store *s,
 
 /* A CRL of `ca` listing every revoked certificate in the store that has not expired at
  * params->this_update. */
-IOTSEC_MUST_CHECK iotsec_result iotsec_registry_build_crl(struct iotsec_store *s,
-                                                          const struct iotsec_pki_ca *ca,
-                                                          const struct iotsec_pki_crl_params *params,
-                                                          struct iotsec_buf *crl_pem);
+IOTSEC_MUST_CHECK iotsec_result
+iotsec_registry_build_crl(struct iotsec_store *s, const struct iotsec_pki_ca *ca,
+                          const struct iotsec_pki_crl_params *params, struct iotsec_buf *crl_pem);
 
 /* ---- a CA key inside a PKCS#11 token ---- */
 

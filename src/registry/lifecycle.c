@@ -42,8 +42,8 @@ static iotsec_result renew_device(struct iotsec_store *s, const struct iotsec_re
     struct iotsec_store_device d IOTSEC_DEFER(device_cleanup) = {0};
     IOTSEC_GUARD(iotsec_store_device_get(s, e->device_id, &d));
     IOTSEC_ENSURE(d.status == IOTSEC_STORE_DEVICE_ACTIVE, IOTSEC_ERR_PERMISSION,
-                  "registry: device '%s' is %s; only an active device can be renewed",
-                  e->device_id, iotsec_store_device_status_name(d.status));
+                  "registry: device '%s' is %s; only an active device can be renewed", e->device_id,
+                  iotsec_store_device_status_name(d.status));
     if (d.cert_serial[0] != '\0') {
         iotsec_result r =
             iotsec_store_cert_revoke(s, d.cert_serial, IOTSEC_STORE_CRL_SUPERSEDED, ms(e->now));
@@ -61,9 +61,8 @@ static iotsec_result enrol_in_tx(struct iotsec_store *s, void *ctx)
     if (e->renew) {
         IOTSEC_GUARD(renew_device(s, e));
     } else {
-        struct iotsec_store_device d = {.status = IOTSEC_STORE_DEVICE_ACTIVE,
-                                        .created_at = now,
-                                        .updated_at = now};
+        struct iotsec_store_device d = {
+            .status = IOTSEC_STORE_DEVICE_ACTIVE, .created_at = now, .updated_at = now};
         snprintf(d.id, sizeof(d.id), "%s", e->device_id);
         snprintf(d.model, sizeof(d.model), "%s", e->model != NULL ? e->model : "");
         if (!iotsec_ok(iotsec_store_device_insert(s, &d))) {
@@ -110,8 +109,7 @@ static iotsec_result precheck(struct iotsec_store *s, const struct iotsec_regist
                   "certificate)",
                   e->device_id);
     IOTSEC_ENSURE(!e->renew || exists, IOTSEC_ERR_NOT_FOUND,
-                  "registry: device '%s' is not enrolled, so it cannot be renewed",
-                  e->device_id);
+                  "registry: device '%s' is not enrolled, so it cannot be renewed", e->device_id);
     return IOTSEC_RESULT_OK;
 }
 
@@ -211,8 +209,10 @@ static iotsec_result crl_reason(int store_reason, const char *serial,
         *out = (enum iotsec_pki_crl_reason)store_reason;
         return IOTSEC_RESULT_OK;
     default:
-        IOTSEC_BAIL(IOTSEC_ERR_FORMAT, "registry: certificate %s has reason code %d, which "
-                    "iotsec does not put on a CRL", serial, store_reason);
+        IOTSEC_BAIL(IOTSEC_ERR_FORMAT,
+                    "registry: certificate %s has reason code %d, which "
+                    "iotsec does not put on a CRL",
+                    serial, store_reason);
     }
 }
 

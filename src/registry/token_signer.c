@@ -33,8 +33,8 @@ iotsec_result iotsec_registry_token_signer_init(struct iotsec_registry_token_sig
     IOTSEC_GUARD(r);
     IOTSEC_ENSURE(iotsec_key_type(ts->public_key) == IOTSEC_KEY_EC_P256, IOTSEC_ERR_INVALID_ARG,
                   "registry: token key '%s' is not an EC P-256 key", label);
-    ts->signer = (struct iotsec_pki_signer){
-        .public_key = ts->public_key, .sign = token_sign, .ctx = ts};
+    ts->signer =
+        (struct iotsec_pki_signer){.public_key = ts->public_key, .sign = token_sign, .ctx = ts};
     return IOTSEC_RESULT_OK;
 }
 

@@ -73,8 +73,7 @@ iotsec_result iotsec_registry_check_peer(struct iotsec_store *s, const struct io
     struct iotsec_store_device d = {0};
     if (!iotsec_ok(iotsec_store_device_get(s, peer->device_id, &d))) {
         if (iotsec_error_code() == IOTSEC_ERR_NOT_FOUND)
-            return refuse(why, IOTSEC_REGISTRY_UNKNOWN_DEVICE, peer->device_id,
-                          "is not enrolled");
+            return refuse(why, IOTSEC_REGISTRY_UNKNOWN_DEVICE, peer->device_id, "is not enrolled");
         if (iotsec_error_code() == IOTSEC_ERR_INVALID_ARG)
             return refuse(why, IOTSEC_REGISTRY_UNKNOWN_DEVICE, peer->device_id,
                           "is not a device id");
