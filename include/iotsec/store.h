@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 /* The schema version this build creates and understands. */
-#define IOTSEC_STORE_SCHEMA_VERSION 2
+#define IOTSEC_STORE_SCHEMA_VERSION 3
 /* How long a writer waits for another process's write transaction. */
 #define IOTSEC_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -63,6 +63,8 @@
 #define IOTSEC_STORE_SOURCE_MAX        (7 + IOTSEC_STORE_ID_MAX) /* "device:<id>" or an IP */
 #define IOTSEC_STORE_REASON_MAX        255                       /* printable ASCII */
 #define IOTSEC_STORE_HASH_LEN          32
+#define IOTSEC_STORE_TELEMETRY_MAX     (64 * 1024) /* bytes of one telemetry body (JSON) */
+#define IOTSEC_STORE_TELEMETRY_BATCH   1024        /* records per group commit */
 #define IOTSEC_STORE_LIST_DEFAULT      100
 #define IOTSEC_STORE_LIST_MAX          1000
 
@@ -435,6 +437,33 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_store_block_list_active(struct iotsec_sto
 IOTSEC_MUST_CHECK iotsec_result iotsec_store_block_purge_expired(struct iotsec_store *s,
                                                                  int64_t now, size_t *removed);
 void iotsec_store_block_list_free(struct iotsec_store_block_list *l);
+
+/* ---- telemetry ---- */
+struct iotsec_store_telemetry {
+    int64_t seq;                             /* assigned by the store, growing */
+    char device_id[IOTSEC_STORE_ID_MAX + 1]; /* the authenticated device */
+    int64_t ts;                              /* the device's timestamp, ms */
+    int64_t received_at;                     /* ms */
+    char *body; /* the validated JSON as received (see ownership); NUL-terminated */
+};
+
+struct iotsec_store_telemetry_list {
+    struct iotsec_store_telemetry *items;
+    size_t count;
+    bool more;
+};
+
+/* Group commit: appends n records (1 .. IOTSEC_STORE_TELEMETRY_BATCH) in one transaction,
+ * durable when it returns, all or none; each items[i].seq is filled in. The device must
+ * exist (IOTSEC_ERR_NOT_FOUND otherwise, and nothing is written). */
+IOTSEC_MUST_CHECK iotsec_result iotsec_store_telemetry_append(struct iotsec_store *s,
+                                                              struct iotsec_store_telemetry *items,
+                                                              size_t n);
+/* A device's records, newest first, with seq < before_seq (0: from the newest). */
+IOTSEC_MUST_CHECK iotsec_result
+iotsec_store_telemetry_list(struct iotsec_store *s, const char *device_id, int64_t before_seq,
+                            size_t limit, struct iotsec_store_telemetry_list *out);
+void iotsec_store_telemetry_list_free(struct iotsec_store_telemetry_list *l);
 
 /* ---- names of enumerations (API and CLI text) ---- */
 /* "active", "disabled", "revoked"; "admin", "operator", "viewer"; "low", "medium",

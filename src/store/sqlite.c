@@ -52,9 +52,10 @@
 #define USER_COLS                                                                                  \
     "name, password_hash, totp_secret, role, created_at, updated_at, disabled, "                   \
     "must_change_password"
-#define EVENT_COLS   "seq, ts, event_type, severity, device_id, source_ip, details, prev_hash, hash"
-#define BLOCK_COLS   "source, reason, created_at, expires_at"
-#define BLOCK_ACTIVE "(expires_at = 0 OR expires_at > ?2)"
+#define EVENT_COLS     "seq, ts, event_type, severity, device_id, source_ip, details, prev_hash, hash"
+#define BLOCK_COLS     "source, reason, created_at, expires_at"
+#define BLOCK_ACTIVE   "(expires_at = 0 OR expires_at > ?2)"
+#define TELEMETRY_COLS "seq, device_id, ts, received_at, body"
 
 enum stmt_id {
     ST_BEGIN,
@@ -101,6 +102,8 @@ enum stmt_id {
     ST_BLOCK_CHECK,
     ST_BLOCK_LIST,
     ST_BLOCK_PURGE,
+    ST_TELEMETRY_INSERT,
+    ST_TELEMETRY_LIST,
     ST__COUNT
 };
 
@@ -181,6 +184,11 @@ static const char *const SQL[ST__COUNT] = {
     [ST_BLOCK_LIST] = "SELECT " BLOCK_COLS " FROM blocks WHERE source > ?1 AND " BLOCK_ACTIVE
                       " ORDER BY source LIMIT ?3",
     [ST_BLOCK_PURGE] = "DELETE FROM blocks WHERE expires_at <> 0 AND expires_at <= ?1",
+
+    [ST_TELEMETRY_INSERT] = "INSERT INTO telemetry (device_id, ts, received_at, body) "
+                            "VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+    [ST_TELEMETRY_LIST] = "SELECT " TELEMETRY_COLS " FROM telemetry WHERE device_id = ?1 AND "
+                          "seq < ?2 ORDER BY seq DESC LIMIT ?3",
 };
 
 /* Event list statements by filter combination: bit 0 type, bit 1 device, bit 2 exact
@@ -513,6 +521,16 @@ static iotsec_result read_block(sqlite3_stmt *st, void *item)
     b->created_at = sqlite3_column_int64(st, 2);
     b->expires_at = sqlite3_column_int64(st, 3);
     return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result read_telemetry(sqlite3_stmt *st, void *item)
+{
+    struct iotsec_store_telemetry *t = item;
+    t->seq = sqlite3_column_int64(st, 0);
+    IOTSEC_GUARD(col_text(st, 1, t->device_id, sizeof(t->device_id), "telemetry.device_id"));
+    t->ts = sqlite3_column_int64(st, 2);
+    t->received_at = sqlite3_column_int64(st, 3);
+    return col_text_dup(st, 4, IOTSEC_STORE_TELEMETRY_MAX, &t->body, "telemetry.body");
 }
 
 /* Fetches the single row of a lookup into out; NOT_FOUND names the record. */
@@ -1474,6 +1492,41 @@ static iotsec_result sqlite_open(const char *target, struct iotsec_store **out)
     return store_sqlite_open_at(target, IOTSEC_STORE_SCHEMA_VERSION, out);
 }
 
+/* ---- telemetry ---- */
+
+static iotsec_result telemetry_insert(struct iotsec_store *base, struct iotsec_store_telemetry *t)
+{
+    struct sqlite_store *s = of(base);
+    sqlite3_stmt *st IOTSEC_DEFER(stmt_done) = NULL;
+    IOTSEC_GUARD(stmt(s, ST_TELEMETRY_INSERT, &st));
+    struct binder b = {s, st, SQLITE_OK};
+    b_text(&b, 1, t->device_id);
+    b_int(&b, 2, t->ts);
+    b_int(&b, 3, t->received_at);
+    b_text(&b, 4, t->body);
+    IOTSEC_GUARD(bound(&b));
+    bool row;
+    IOTSEC_GUARD(step(s, st, &row, "store: telemetry of %s", t->device_id));
+    IOTSEC_ENSURE(row, IOTSEC_ERR_FORMAT, "store: telemetry insert returned no seq");
+    t->seq = sqlite3_column_int64(st, 0);
+    return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result telemetry_list(struct iotsec_store *base, const char *device_id,
+                                    int64_t before_seq, size_t limit,
+                                    struct iotsec_store_telemetry_list *out)
+{
+    struct sqlite_store *s = of(base);
+    sqlite3_stmt *st IOTSEC_DEFER(stmt_done) = NULL;
+    IOTSEC_GUARD(stmt(s, ST_TELEMETRY_LIST, &st));
+    struct binder b = {s, st, SQLITE_OK};
+    b_text(&b, 1, device_id);
+    b_int(&b, 2, before_seq);
+    b_int(&b, 3, (int64_t)limit + 1);
+    IOTSEC_GUARD(bound(&b));
+    return COLLECT(s, st, limit, out, read_telemetry, "store: listing telemetry");
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1517,4 +1570,6 @@ const struct store_backend store_sqlite_backend = {
     .block_check = block_check,
     .block_list_active = block_list_active,
     .block_purge_expired = block_purge_expired,
+    .telemetry_insert = telemetry_insert,
+    .telemetry_list = telemetry_list,
 };

@@ -108,6 +108,16 @@ static const struct migration MIGRATIONS[] = {
      "  expires_at INTEGER NOT NULL CHECK (expires_at >= 0)"
      ") WITHOUT ROWID;"
      "CREATE INDEX blocks_expiry ON blocks (expires_at) WHERE expires_at > 0;"},
+
+    {3, "telemetry",
+     "CREATE TABLE telemetry ("
+     "  seq         INTEGER PRIMARY KEY NOT NULL,"
+     "  device_id   TEXT NOT NULL REFERENCES devices (id),"
+     "  ts          INTEGER NOT NULL,"
+     "  received_at INTEGER NOT NULL,"
+     "  body        TEXT NOT NULL"
+     ");"
+     "CREATE INDEX telemetry_device ON telemetry (device_id, seq);"},
 };
 
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == IOTSEC_STORE_SCHEMA_VERSION,

@@ -891,3 +891,70 @@ iotsec_result iotsec_store_block_purge_expired(struct iotsec_store *s, int64_t n
     IOTSEC_GUARD(store_check_time("purge time", now));
     return s->ops->block_purge_expired(s, now, removed != NULL ? removed : &ignored);
 }
+
+/* ---- telemetry ---- */
+
+struct telemetry_batch {
+    struct iotsec_store_telemetry *items;
+    size_t n;
+};
+
+static iotsec_result telemetry_insert_all(struct iotsec_store *s, void *ctx)
+{
+    struct telemetry_batch *b = ctx;
+    for (size_t i = 0; i < b->n; i++)
+        IOTSEC_GUARD(s->ops->telemetry_insert(s, &b->items[i]));
+    return IOTSEC_RESULT_OK;
+}
+
+iotsec_result iotsec_store_telemetry_append(struct iotsec_store *s,
+                                            struct iotsec_store_telemetry *items, size_t n)
+{
+    IOTSEC_GUARD(usable(s));
+    IOTSEC_ENSURE(items != NULL && n >= 1 && n <= IOTSEC_STORE_TELEMETRY_BATCH,
+                  IOTSEC_ERR_INVALID_ARG, "store: a telemetry batch holds 1 to %d records",
+                  IOTSEC_STORE_TELEMETRY_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        const struct iotsec_store_telemetry *t = &items[i];
+        IOTSEC_GUARD(check_device_id(t->device_id));
+        IOTSEC_GUARD(store_check_time("telemetry timestamp", t->ts));
+        IOTSEC_GUARD(store_check_time("telemetry receive time", t->received_at));
+        IOTSEC_ENSURE(t->body != NULL && strlen(t->body) <= IOTSEC_STORE_TELEMETRY_MAX,
+                      IOTSEC_ERR_INVALID_ARG, "store: telemetry body is missing or over %d bytes",
+                      IOTSEC_STORE_TELEMETRY_MAX);
+        IOTSEC_GUARD(store_check_json_object("telemetry body", t->body));
+    }
+    struct telemetry_batch b = {items, n};
+    iotsec_result r = iotsec_store_transaction(s, telemetry_insert_all, &b);
+    if (!iotsec_ok(r) && iotsec_error_code() == IOTSEC_ERR_INVALID_ARG)
+        iotsec_error_prefix("store: telemetry batch refused: ");
+    return r;
+}
+
+iotsec_result iotsec_store_telemetry_list(struct iotsec_store *s, const char *device_id,
+                                          int64_t before_seq, size_t limit,
+                                          struct iotsec_store_telemetry_list *out)
+{
+    IOTSEC_GUARD(usable(s));
+    OUT_PARAM(out);
+    *out = (struct iotsec_store_telemetry_list){0};
+    IOTSEC_GUARD(check_device_id(device_id));
+    IOTSEC_ENSURE(before_seq >= 0, IOTSEC_ERR_INVALID_ARG, "store: before_seq must be >= 0");
+    size_t n;
+    IOTSEC_GUARD(store_check_limit(limit, &n));
+    iotsec_result r =
+        s->ops->telemetry_list(s, device_id, before_seq == 0 ? INT64_MAX : before_seq, n, out);
+    if (!iotsec_ok(r))
+        iotsec_store_telemetry_list_free(out);
+    return r;
+}
+
+void iotsec_store_telemetry_list_free(struct iotsec_store_telemetry_list *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].body);
+    free(l->items);
+    *l = (struct iotsec_store_telemetry_list){0};
+}

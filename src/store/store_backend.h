@@ -114,6 +114,12 @@ struct store_backend {
                                        const struct iotsec_store_page *page,
                                        struct iotsec_store_block_list *out);
     iotsec_result (*block_purge_expired)(struct iotsec_store *s, int64_t now, size_t *removed);
+
+    /* items are validated; the front opens the transaction around the whole batch. */
+    iotsec_result (*telemetry_insert)(struct iotsec_store *s, struct iotsec_store_telemetry *t);
+    iotsec_result (*telemetry_list)(struct iotsec_store *s, const char *device_id,
+                                    int64_t before_seq, size_t limit,
+                                    struct iotsec_store_telemetry_list *out);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -1270,6 +1270,54 @@ static void enum_names_round_trip(void **state)
     assert_string_equal(iotsec_store_device_status_name(st), "revoked");
 }
 
+static struct iotsec_store_telemetry telemetry(const char *device_id, int64_t ts, char *body)
+{
+    struct iotsec_store_telemetry t = {.ts = ts, .received_at = ts + 5, .body = body};
+    snprintf(t.device_id, sizeof(t.device_id), "%s", device_id);
+    return t;
+}
+
+static void telemetry_group_commit_is_all_or_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct iotsec_store *s = open_store(f);
+    struct iotsec_store_device d = device("th-1");
+    OK(iotsec_store_device_insert(s, &d));
+    char body[] = "{\"device_id\":\"th-1\",\"temperature\":21.5}";
+    struct iotsec_store_telemetry batch[3] = {telemetry("th-1", T0, body),
+                                              telemetry("th-1", T0 + 1, body),
+                                              telemetry("th-1", T0 + 2, body)};
+    OK(iotsec_store_telemetry_append(s, batch, 3));
+    assert_true(batch[0].seq < batch[1].seq && batch[1].seq < batch[2].seq);
+
+    /* One record for an unknown device: the whole batch is refused. */
+    struct iotsec_store_telemetry bad[2] = {telemetry("th-1", T0 + 3, body),
+                                            telemetry("ghost", T0 + 3, body)};
+    FAILS(iotsec_store_telemetry_append(s, bad, 2), IOTSEC_ERR_NOT_FOUND, "does not exist");
+    char not_object[] = "[1,2]";
+    struct iotsec_store_telemetry arr = telemetry("th-1", T0, not_object);
+    FAILS(iotsec_store_telemetry_append(s, &arr, 1), IOTSEC_ERR_INVALID_ARG, "telemetry body");
+    FAILS(iotsec_store_telemetry_append(s, batch, 0), IOTSEC_ERR_INVALID_ARG, "1 to");
+    FAILS(iotsec_store_telemetry_append(s, batch, IOTSEC_STORE_TELEMETRY_BATCH + 1),
+          IOTSEC_ERR_INVALID_ARG, "1 to");
+
+    struct iotsec_store_telemetry_list l = {0};
+    OK(iotsec_store_telemetry_list(s, "th-1", 0, 2, &l));
+    assert_int_equal(l.count, 2);
+    assert_true(l.more);
+    assert_int_equal(l.items[0].seq, batch[2].seq); /* newest first */
+    assert_int_equal(l.items[0].ts, T0 + 2);
+    assert_int_equal(l.items[0].received_at, T0 + 7);
+    assert_string_equal(l.items[0].body, body);
+    int64_t next = l.items[1].seq;
+    iotsec_store_telemetry_list_free(&l);
+    OK(iotsec_store_telemetry_list(s, "th-1", next, 10, &l));
+    assert_int_equal(l.count, 1);
+    assert_false(l.more);
+    iotsec_store_telemetry_list_free(&l);
+    FAILS(iotsec_store_telemetry_list(s, "th 1", 0, 10, &l), IOTSEC_ERR_INVALID_ARG, "device id");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1297,6 +1345,7 @@ int main(void)
         T(block_expiry_and_canonical_sources),
         T(block_extend_never_shortens_replace_does),
         T(transaction_commits_all_or_nothing),
+        T(telemetry_group_commit_is_all_or_nothing),
         T(store_two_processes_write_without_gaps_or_forks),
         T(store_first_opens_race_safely),
         cmocka_unit_test(enum_names_round_trip),
