@@ -4,6 +4,7 @@
  *   iotsec ca init [--intermediate] [--hsm LABEL] [--name CN] [--days N]
  *   iotsec ca crl  [--next-update-days N]
  *   iotsec ca show
+ *   iotsec ca server-cert [--dns NAME]... [--ip ADDR]... [--days N]
  *
  * init makes a root CA (EC P-256) whose key goes into the vault or, with --hsm, is made
  * inside a PKCS#11 token and never leaves it; with --intermediate, a second CA signed by
@@ -33,6 +34,11 @@ struct ca_opts {
     uint32_t days;
     uint32_t next_update_days;
     bool intermediate;
+    const char *dns[IOTSEC_PKI_SERVER_NAMES_MAX];
+    size_t n_dns;
+    const char *ips[IOTSEC_PKI_SERVER_NAMES_MAX];
+    size_t n_ips;
+    bool days_given;
 };
 
 static void ca_usage(FILE *out)
@@ -44,6 +50,8 @@ static void ca_usage(FILE *out)
             "               never overwrites an existing CA\n"
             "  crl          write a fresh CRL now (run it at least every %d days)\n"
             "  show         the CA certificates and where their keys are\n"
+            "  server-cert  a TLS server certificate for iotsecd and the broker:\n"
+            "               DIR/server.crt (with the issuing CA) and DIR/server.key (0600)\n"
             "\n"
             "options:\n"
             "  --data DIR                data directory (default $IOTSEC_DATA, else ./var)\n"
@@ -52,6 +60,8 @@ static void ca_usage(FILE *out)
             "  --intermediate            init: an issuing CA, signed by the root, signs devices\n"
             "  --hsm LABEL               init: make the root key in the token as LABEL\n"
             "  --next-update-days N      crl: the CRL's lifetime (default %d)\n"
+            "  --dns NAME, --ip ADDR     server-cert: names in the SAN, repeatable (default\n"
+            "                            localhost, 127.0.0.1 and ::1); --days default 365\n"
             "  --vault FILE              vault file (default DIR/vault)\n"
             "  --passphrase-file FILE    vault passphrase (mode 0600; default\n"
             "                            $IOTSEC_PASSPHRASE_FILE, else a prompt)\n"
@@ -264,6 +274,47 @@ static int do_show(const struct ca_opts *o)
     return CLI_EXIT_OK;
 }
 
+/* The server's key is a file of mode 0600 beside the certificate: the servers load it at
+ * every start and on SIGHUP without asking for the vault passphrase. */
+static int do_server_cert(const struct ca_opts *o)
+{
+    static const char *const default_dns[] = {"localhost"};
+    static const char *const default_ips[] = {"127.0.0.1", "::1"};
+    struct iotsec_pki_server_params params = {
+        .dns_names = o->n_dns + o->n_ips > 0 ? o->dns : default_dns,
+        .dns_count = o->n_dns + o->n_ips > 0 ? o->n_dns : 1,
+        .ip_addresses = o->n_dns + o->n_ips > 0 ? o->ips : default_ips,
+        .ip_count = o->n_dns + o->n_ips > 0 ? o->n_ips : 2,
+        .validity_days = o->days_given ? o->days : 365,
+        .now = time(NULL),
+    };
+    struct cli_ca ca;
+    struct iotsec_key *key = NULL;
+    struct iotsec_buf pem;
+    iotsec_buf_init(&pem);
+    char cert_path[CLI_PATH_MAX], key_path[CLI_PATH_MAX];
+    bool ok = iotsec_ok(cli_data_path(o->data_dir, IOTSEC_REGISTRY_SERVER_CERT, cert_path,
+                                      sizeof(cert_path))) &&
+              iotsec_ok(cli_data_path(o->data_dir, IOTSEC_REGISTRY_SERVER_KEY, key_path,
+                                      sizeof(key_path))) &&
+              iotsec_ok(cli_ca_open(o->data_dir, &o->vault, false, &ca)) &&
+              iotsec_ok(iotsec_key_generate(IOTSEC_KEY_EC_P256, &key)) &&
+              iotsec_ok(iotsec_pki_issue_server(cli_ca_issuer(&ca), &params, key, &pem, NULL));
+    /* With an intermediate, the server sends it too, so clients need only ca.crt. */
+    if (ok && ca.issuing != NULL)
+        ok = iotsec_ok(iotsec_pki_ca_cert_pem(ca.issuing, &pem));
+    if (ok)
+        ok = iotsec_ok(iotsec_key_save_private_pem(key, key_path)) &&
+             iotsec_ok(iotsec_file_write_atomic(cert_path, iotsec_buf_slice(&pem), 0644));
+    cli_ca_close(&ca);
+    iotsec_key_free(key);
+    iotsec_buf_free(&pem);
+    if (!ok)
+        return cli_fail();
+    fprintf(stderr, "iotsec: server certificate written to %s (key %s)\n", cert_path, key_path);
+    return CLI_EXIT_OK;
+}
+
 int cmd_ca(int argc, char **argv)
 {
     enum {
@@ -278,6 +329,8 @@ int cmd_ca(int argc, char **argv)
         OPT_DAYS,
         OPT_INTERMEDIATE,
         OPT_NEXT_UPDATE,
+        OPT_DNS,
+        OPT_IP,
         OPT_HELP
     };
     static const struct option options[] = {
@@ -292,6 +345,8 @@ int cmd_ca(int argc, char **argv)
         {"days", required_argument, NULL, OPT_DAYS},
         {"intermediate", no_argument, NULL, OPT_INTERMEDIATE},
         {"next-update-days", required_argument, NULL, OPT_NEXT_UPDATE},
+        {"dns", required_argument, NULL, OPT_DNS},
+        {"ip", required_argument, NULL, OPT_IP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -336,6 +391,16 @@ int cmd_ca(int argc, char **argv)
             if (!cli_parse_u32(optarg, 1, IOTSEC_PKI_VALIDITY_DAYS_MAX, &o.days))
                 return cli_usage_error("ca: --days must be a number from 1 to %d",
                                        IOTSEC_PKI_VALIDITY_DAYS_MAX);
+            o.days_given = true;
+            break;
+        case OPT_DNS:
+        case OPT_IP:
+            if (o.n_dns + o.n_ips >= IOTSEC_PKI_SERVER_NAMES_MAX)
+                return cli_usage_error("ca: at most %d names", IOTSEC_PKI_SERVER_NAMES_MAX);
+            if (c == OPT_DNS)
+                o.dns[o.n_dns++] = optarg;
+            else
+                o.ips[o.n_ips++] = optarg;
             break;
         case OPT_INTERMEDIATE:
             o.intermediate = true;
@@ -354,7 +419,7 @@ int cmd_ca(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error("ca: which action? init, crl or show (see --help)");
+        return cli_usage_error("ca: which action? init, crl, show or server-cert (see --help)");
     const char *action = argv[optind++];
     if (optind < argc)
         return cli_usage_error("ca %s: unexpected argument '%s'", action, argv[optind]);
@@ -374,5 +439,7 @@ int cmd_ca(int argc, char **argv)
         return do_crl(&o);
     if (strcmp(action, "show") == 0)
         return do_show(&o);
-    return cli_usage_error("ca: unknown action '%s': init, crl or show", action);
+    if (strcmp(action, "server-cert") == 0)
+        return do_server_cert(&o);
+    return cli_usage_error("ca: unknown action '%s': init, crl, show or server-cert", action);
 }

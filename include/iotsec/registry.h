@@ -36,6 +36,8 @@ struct iotsec_hsm;
 #define IOTSEC_REGISTRY_CRL          "ca.crl"         /* CRL of the CA that issues devices */
 #define IOTSEC_REGISTRY_ROOT_CRL     "ca-root.crl"    /* the root's CRL, with an intermediate */
 #define IOTSEC_REGISTRY_CA_CONFIG    "ca.json"        /* where the CA keys are (no secret) */
+#define IOTSEC_REGISTRY_SERVER_CERT  "server.crt"     /* the servers' TLS chain */
+#define IOTSEC_REGISTRY_SERVER_KEY   "server.key"     /* its key, mode 0600 */
 #define IOTSEC_REGISTRY_STORE        "store.db"
 #define IOTSEC_REGISTRY_VAULT        "vault"
 

@@ -165,6 +165,19 @@ expect_contains "fresh CRL still lists dev-2" "$crl_text" "Key Compromise"
 check_exit "wrong passphrase changes nothing" 1 env IOTSEC_PASSPHRASE_FILE="$WORK/other-pass" "$IOTSEC" device disable dev-1
 check_exit "dev-1 still accepted" 0 "$IOTSEC" device verify --cert out/dev-1.crt
 
+# --- the servers' certificate ----------------------------------------------------------
+check_exit "server-cert" 0 "$IOTSEC" ca server-cert
+expect_eq "server key mode" "$(stat -c %a var/server.key)" "600"
+check_exit "openssl: server cert for 127.0.0.1" 0 openssl verify -x509_strict -purpose sslserver -verify_ip 127.0.0.1 -CAfile var/ca.crt -untrusted var/server.crt var/server.crt
+check_exit "openssl: server cert for localhost" 0 openssl verify -purpose sslserver -verify_hostname localhost -CAfile var/ca.crt -untrusted var/server.crt var/server.crt
+check_exit "openssl: not for another name" 2 openssl verify -purpose sslserver -verify_hostname example.com -CAfile var/ca.crt -untrusted var/server.crt var/server.crt
+check_exit "server-cert with names" 0 "$IOTSEC" ca server-cert --dns iot.example --ip 10.0.0.5 --days 30
+san=$(openssl x509 -in var/server.crt -noout -ext subjectAltName)
+expect_contains "SAN has the DNS name" "$san" "DNS:iot.example"
+expect_contains "SAN has the IP" "$san" "IP Address:10.0.0.5"
+check_exit "server-cert refuses a wildcard" 1 "$IOTSEC" ca server-cert --dns '*.example'
+check_exit "a device certificate is not a server certificate" 1 "$IOTSEC" device verify --cert var/server.crt
+
 # --- help ---------------------------------------------------------------------------------
 for cmd in ca device; do
     check_exit "$cmd --help" 0 "$IOTSEC" "$cmd" --help
