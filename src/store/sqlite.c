@@ -1366,23 +1366,35 @@ static void sqlite_close(struct iotsec_store *base)
 /* Creates the file with mode 0600 before SQLite sees it: SQLite would create it 0644, and
  * it gives the -wal and -shm files the mode of the database file. An existing file that
  * other users can reach is refused rather than silently changed: the operator may have
- * chosen 0660 for a group shared by iotsecd and the broker, but never o+rwx. */
+ * chosen 0660 for a group shared by iotsecd and the broker, but never o+rwx.
+ *
+ * An existing file is only lstat()ed, never opened here: SQLite locks with POSIX advisory
+ * locks, which belong to the process, and closing ANY descriptor of the file drops every
+ * lock the process holds on it. A second handle opened in a process that already had one
+ * (iotsecd opens one per thread) would silently drop the first one's locks; another
+ * process could then take the database for unused, delete its WAL on close, and leave
+ * this process reading a stale snapshot forever. */
 static iotsec_result prepare_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        IOTSEC_ENSURE(e != ELOOP, IOTSEC_ERR_PERMISSION,
-                      "store %s: is a symbolic link; give the real path", path);
-        IOTSEC_ENSURE(e != EACCES && e != EPERM, IOTSEC_ERR_PERMISSION, "store %s: %s", path,
-                      strerror(e));
-        IOTSEC_BAIL(IOTSEC_ERR_IO, "store %s: cannot open or create: %s", path, strerror(e));
-    }
     struct stat st;
-    int rc = fstat(fd, &st);
-    int e = errno;
-    close(fd);
-    IOTSEC_ENSURE(rc == 0, IOTSEC_ERR_IO, "store %s: %s", path, strerror(e));
+    if (lstat(path, &st) != 0) {
+        int e = errno;
+        IOTSEC_ENSURE(e == ENOENT, e == EACCES ? IOTSEC_ERR_PERMISSION : IOTSEC_ERR_IO,
+                      "store %s: %s", path, strerror(e));
+        /* A new file: no handle of this process can have it open yet. */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+        } else {
+            e = errno;
+            IOTSEC_ENSURE(e == EEXIST,
+                          e == EACCES || e == EPERM ? IOTSEC_ERR_PERMISSION : IOTSEC_ERR_IO,
+                          "store %s: cannot create: %s", path, strerror(e));
+        }
+        IOTSEC_ENSURE(lstat(path, &st) == 0, IOTSEC_ERR_IO, "store %s: %s", path, strerror(errno));
+    }
+    IOTSEC_ENSURE(!S_ISLNK(st.st_mode), IOTSEC_ERR_PERMISSION,
+                  "store %s: is a symbolic link; give the real path", path);
     IOTSEC_ENSURE(S_ISREG(st.st_mode), IOTSEC_ERR_FORMAT, "store %s: not a regular file", path);
     IOTSEC_ENSURE((st.st_mode & 0007) == 0, IOTSEC_ERR_PERMISSION,
                   "store %s: other users can access it (mode %04o); chmod o-rwx it (0600, or "
