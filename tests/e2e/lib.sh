@@ -11,7 +11,7 @@ WORK=$(mktemp -d)
 cleanup_hooks=()
 on_exit() {
     for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
-    rm -rf "$WORK"
+    [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap on_exit EXIT
 

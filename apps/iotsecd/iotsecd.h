@@ -1,0 +1,190 @@
+/*
+ * iotsecd: the HTTPS API server. Shared pieces of its files.
+ *
+ * Threads and data flow:
+ *   main      parses options, loads the data directory, starts the threads, waits for
+ *             signals (SIGTERM/SIGINT drain and exit, SIGHUP reloads certificates + CRL).
+ *   workers   N threads, each with its own event_base, evhttp, listening sockets
+ *             (SO_REUSEPORT on the same ports, so the kernel spreads connections),
+ *             store handle and pki verifier. TLS handshakes, the device check, parsing,
+ *             validation and rate limiting happen here; no worker waits on the disk.
+ *   writer    one thread that owns durable writes: it takes the telemetry records that
+ *             queued up while the previous commit ran and commits them in one
+ *             transaction (group commit), then hands each request back to its worker,
+ *             which sends 202. A 202 therefore means the record is on disk.
+ *
+ * Every security decision is the library's (registry, schema, ratelimit); this program
+ * wires them to the network.
+ */
+#ifndef IOTSECD_H
+#define IOTSECD_H
+
+#include "iotsec/buf.h"
+#include "iotsec/error.h"
+#include "iotsec/pki.h"
+#include "iotsec/ratelimit.h"
+#include "iotsec/store.h"
+
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct bufferevent;
+struct evhttp_bound_socket;
+struct evhttp;
+struct evhttp_request;
+
+#define IOTSECD_PATH_MAX 4096
+
+struct iotsecd_config {
+    char data_dir[IOTSECD_PATH_MAX];
+    char bind[64];          /* listen address for both listeners */
+    int device_port;        /* mutual TLS: devices with certificates */
+    int api_port;           /* TLS, server authentication only */
+    int threads;            /* workers; 0 = one per core */
+    size_t max_body;        /* bytes of a request body */
+    size_t max_headers;     /* bytes of a request's headers */
+    int request_timeout_ms; /* from accept (or the previous reply) to a complete request */
+    int io_timeout_ms;      /* no progress at all on a connection */
+    uint32_t rate_per_minute;
+    int64_t max_skew_sec; /* how far in the future a telemetry timestamp may be */
+    bool access_log;
+};
+
+/* Request counters for /metrics, by route and status class. */
+enum iotsecd_route_id {
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_TELEMETRY_POST,
+    ROUTE_TELEMETRY_GET,
+    ROUTE_OTHER,
+    ROUTE__COUNT
+};
+
+#define IOTSECD_LATENCY_BUCKETS 12
+
+struct iotsecd_metrics {
+    atomic_uint_fast64_t requests[ROUTE__COUNT][6]; /* [route][status / 100] */
+    atomic_uint_fast64_t auth_failures;
+    atomic_uint_fast64_t blocked;
+    atomic_uint_fast64_t rate_limited;
+    atomic_uint_fast64_t latency[IOTSECD_LATENCY_BUCKETS + 1]; /* le bounds, +Inf */
+    atomic_uint_fast64_t latency_sum_us;
+};
+
+struct iotsecd_writer;
+struct iotsecd_worker;
+struct listener_ctx;
+
+struct iotsecd {
+    struct iotsecd_config cfg;
+    SSL_CTX *device_ctx; /* requires and checks a client certificate */
+    SSL_CTX *api_ctx;    /* server authentication only */
+    struct iotsec_ratelimit *ratelimit;
+    struct iotsecd_writer *writer;
+    struct iotsecd_worker *workers;
+    int n_workers;
+    struct iotsecd_metrics metrics;
+    atomic_uint reload_generation; /* bumped by SIGHUP: workers reload their verifier */
+    atomic_bool draining;
+};
+
+/* ---- one connection (http.c) ---- */
+struct iotsecd_conn {
+    struct iotsecd_worker *worker;
+    bool device_listener;
+    char peer_ip[64];
+    /* Set by the handshake's certificate check (device listener). */
+    bool identity_checked;
+    char device_id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
+    struct event *deadline; /* request_timeout_ms from accept or the last reply */
+    struct bufferevent *bev;
+    int fd;
+    int64_t block_checked_ms; /* when peer_ip was last looked up in the blocklist */
+};
+/* Frees a connection's context (called when its SSL object is freed). */
+void iotsecd_conn_release(struct iotsecd_conn *conn);
+
+/* ---- workers (http.c) ---- */
+struct iotsecd_worker {
+    struct iotsecd *server;
+    int index;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *device_http, *api_http;
+    struct event *wake; /* the writer's completions are ready */
+    struct event *stop; /* drain and leave the loop */
+    struct event *drain_timer;
+    int64_t drain_started_ms;
+    struct evhttp_bound_socket *bound[2]; /* device, api */
+    struct listener_ctx *listeners[2];
+    bool started;
+    struct iotsec_store *store;
+    struct iotsec_pki_verifier *verifier;
+    unsigned verifier_generation;
+    int64_t crl_checked_ms;  /* when ca.crl's mtime was last looked at */
+    int64_t crl_mtime_ns;
+    pthread_mutex_t done_lock;
+    struct iotsecd_pending *done; /* completions from the writer */
+    int in_flight;                /* requests handed to the writer, not yet answered */
+};
+
+IOTSEC_MUST_CHECK iotsec_result iotsecd_workers_start(struct iotsecd *server);
+/* Stops accepting, finishes what is in flight, joins the threads. */
+void iotsecd_workers_stop(struct iotsecd *server);
+
+/* ---- TLS (tls.c) ---- */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_init(struct iotsecd *server);
+void iotsecd_tls_free(struct iotsecd *server);
+/* The SSL ex_data slot that holds the connection (freed with the SSL). */
+int iotsecd_tls_conn_index(void);
+/* The worker's verifier, reloaded when SIGHUP asked or ca.crl changed. */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_worker_verifier(struct iotsecd_worker *w,
+                                                        struct iotsec_pki_verifier **out);
+/* Checks the device of a connection whose session was resumed (no certificate check
+ * ran in this handshake): its certificate, against today's CRL and registry. */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_recheck(struct iotsecd_conn *conn, SSL *ssl);
+
+/* ---- durable writes (writer.c) ---- */
+struct iotsecd_pending {
+    struct iotsecd_pending *next;
+    struct iotsecd_worker *worker;
+    struct evhttp_request *req;
+    struct iotsec_store_telemetry record; /* body owned */
+    int64_t started_us;
+    int route;
+    bool ok; /* set by the writer */
+};
+
+IOTSEC_MUST_CHECK iotsec_result iotsecd_writer_start(struct iotsecd *server);
+/* Queues p; the writer answers through p->worker. Never blocks on the disk. */
+void iotsecd_writer_submit(struct iotsecd_writer *writer, struct iotsecd_pending *p);
+/* Commits what is queued, then stops. */
+void iotsecd_writer_stop(struct iotsecd_writer *writer);
+
+/* ---- requests (routes.c) ---- */
+void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn);
+/* Called by the worker for each completion of the writer. */
+void iotsecd_complete(struct iotsecd_pending *p);
+
+/* ---- replies (http.c) ---- */
+int64_t iotsecd_now_us(void);
+/* Sends a JSON body (a compact serialisation of value; value is released). */
+void iotsecd_reply_json(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                        int status, json_t *value, int64_t started_us);
+/* A text body (Prometheus exposition format); body is borrowed. */
+void iotsecd_reply_text(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                        int status, struct evbuffer *body, int64_t started_us);
+/* {"error": message}. */
+void iotsecd_reply_error(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                         int status, const char *message, int64_t started_us);
+/* The connection of a request (NULL when it is already gone). */
+struct iotsecd_conn *iotsecd_conn_of(struct evhttp_request *req);
+
+#endif

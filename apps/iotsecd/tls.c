@@ -1,0 +1,307 @@
+/*
+ * TLS for both listeners: one SSL_CTX each, TLS 1.3 only, three AEAD suites, session
+ * tickets on. The device listener requires a client certificate and hands the whole chain
+ * to the registry (pki chain, validity, EKU, CRL, then the device record) in place of
+ * OpenSSL's own verification; a refused device fails the handshake.
+ *
+ * A blocked source is refused at the ClientHello, before any key exchange is spent on it.
+ * A resumed session skips the certificate callback, so its device is checked again at
+ * the first request (iotsecd_tls_recheck), against today's CRL and registry.
+ */
+#include "iotsecd.h"
+
+#include "iotsec/file.h"
+#include "iotsec/log.h"
+#include "iotsec/registry.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+/* A resumed device is checked again anyway; the lifetime bounds how old a session gets. */
+#define SESSION_LIFETIME_SEC 3600
+#define CRL_RECHECK_MS       1000
+
+static int conn_index = -1;
+
+int iotsecd_tls_conn_index(void)
+{
+    return conn_index;
+}
+
+static struct iotsecd_conn *conn_of_ssl(SSL *ssl)
+{
+    return SSL_get_ex_data(ssl, conn_index);
+}
+
+/* ---- the verifier of a worker ---- */
+
+static int64_t mtime_ns(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+iotsec_result iotsecd_worker_verifier(struct iotsecd_worker *w, struct iotsec_pki_verifier **out)
+{
+    const struct iotsecd_config *cfg = &w->server->cfg;
+    unsigned generation = atomic_load(&w->server->reload_generation);
+    int64_t now_ms = iotsecd_now_us() / 1000;
+    bool reload = w->verifier == NULL || generation != w->verifier_generation;
+    char crl[IOTSECD_PATH_MAX + 16];
+    snprintf(crl, sizeof(crl), "%s/%s", cfg->data_dir, IOTSEC_REGISTRY_CRL);
+    /* `iotsec device revoke` rewrites ca.crl: notice within a second, without a signal. */
+    if (!reload && now_ms - w->crl_checked_ms >= CRL_RECHECK_MS) {
+        w->crl_checked_ms = now_ms;
+        reload = mtime_ns(crl) != w->crl_mtime_ns;
+    }
+    if (reload) {
+        struct iotsec_pki_verifier *fresh = NULL;
+        int64_t before = mtime_ns(crl);
+        if (!iotsec_ok(iotsec_registry_load_verifier(cfg->data_dir, &fresh))) {
+            /* Keep the previous one: a half-written directory must not open the door
+             * (the previous CRL fails closed when it goes stale). */
+            iotsec_log_error("cannot reload the CA and CRL",
+                             IOTSEC_LOG_STR("error", iotsec_error_message()));
+            if (w->verifier == NULL)
+                return IOTSEC_RESULT_ERR;
+        } else {
+            iotsec_pki_verifier_free(w->verifier);
+            w->verifier = fresh;
+            w->crl_mtime_ns = before;
+        }
+        w->verifier_generation = generation;
+        w->crl_checked_ms = now_ms;
+    }
+    *out = w->verifier;
+    return IOTSEC_RESULT_OK;
+}
+
+/* ---- blocked sources, at the ClientHello ---- */
+
+static void peer_address(int fd, char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    out[0] = '\0';
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)size);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)size);
+}
+
+static bool source_blocked(struct iotsecd_worker *w, const char *source)
+{
+    bool blocked = false;
+    if (source[0] == '\0')
+        return false;
+    if (!iotsec_ok(iotsec_store_block_check(w->store, source, iotsecd_now_us() / 1000, &blocked,
+                                            NULL))) {
+        /* Fail closed: a blocklist we cannot read blocks. */
+        iotsec_log_error("blocklist lookup failed", IOTSEC_LOG_STR("source", source),
+                         IOTSEC_LOG_STR("error", iotsec_error_message()));
+        return true;
+    }
+    return blocked;
+}
+
+static int client_hello(SSL *ssl, int *alert, void *arg)
+{
+    (void)arg;
+    struct iotsecd_conn *conn = conn_of_ssl(ssl);
+    if (conn == NULL)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    conn->fd = SSL_get_fd(ssl);
+    peer_address(conn->fd, conn->peer_ip, sizeof(conn->peer_ip));
+    if (source_blocked(conn->worker, conn->peer_ip)) {
+        atomic_fetch_add(&conn->worker->server->metrics.blocked, 1);
+        iotsec_log_warn("blocked source refused", IOTSEC_LOG_STR("sourceIp", conn->peer_ip));
+        *alert = SSL_AD_ACCESS_DENIED;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* ---- the device check ---- */
+
+static iotsec_result chain_der(STACK_OF(X509) * chain, X509 *leaf, struct iotsec_buf *out)
+{
+    int n = chain != NULL ? sk_X509_num(chain) : 0;
+    /* The peer's chain starts with its leaf; with a resumed session only the leaf is
+     * known, and the verifier knows our intermediates. */
+    if (n == 0 && leaf != NULL) {
+        int len = i2d_X509(leaf, NULL);
+        uint8_t *dst;
+        IOTSEC_ENSURE(len > 0, IOTSEC_ERR_FORMAT, "tls: cannot encode the peer certificate");
+        IOTSEC_GUARD(iotsec_buf_grow(out, (size_t)len, &dst));
+        i2d_X509(leaf, &dst);
+        return IOTSEC_RESULT_OK;
+    }
+    IOTSEC_ENSURE(n > 0 && n <= IOTSEC_PKI_CHAIN_CERTS_MAX, IOTSEC_ERR_FORMAT,
+                  "tls: the peer sent %d certificates", n);
+    for (int i = 0; i < n; i++) {
+        X509 *cert = sk_X509_value(chain, i);
+        int len = i2d_X509(cert, NULL);
+        uint8_t *dst;
+        IOTSEC_ENSURE(len > 0, IOTSEC_ERR_FORMAT, "tls: cannot encode a peer certificate");
+        IOTSEC_GUARD(iotsec_buf_grow(out, (size_t)len, &dst));
+        i2d_X509(cert, &dst);
+    }
+    return IOTSEC_RESULT_OK;
+}
+
+static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509 *leaf)
+{
+    struct iotsecd_worker *w = conn->worker;
+    struct iotsec_buf der;
+    iotsec_buf_init(&der);
+    struct iotsec_pki_verifier *v = NULL;
+    struct iotsec_pki_peer peer;
+    enum iotsec_registry_refusal why = IOTSEC_REGISTRY_BAD_CERTIFICATE;
+    bool ok = iotsec_ok(chain_der(chain, leaf, &der)) && iotsec_ok(iotsecd_worker_verifier(w, &v)) &&
+              iotsec_ok(iotsec_registry_verify_client(v, w->store, iotsec_buf_slice(&der),
+                                                      time(NULL), &peer, &why));
+    iotsec_buf_free(&der);
+    if (ok) {
+        char source[16 + IOTSEC_PKI_DEVICE_ID_MAX];
+        snprintf(source, sizeof(source), "device:%s", peer.device_id);
+        if (source_blocked(w, source)) {
+            atomic_fetch_add(&w->server->metrics.blocked, 1);
+            iotsec_log_warn("blocked device refused", IOTSEC_LOG_STR("deviceId", peer.device_id),
+                            IOTSEC_LOG_STR("sourceIp", conn->peer_ip));
+            return false;
+        }
+        snprintf(conn->device_id, sizeof(conn->device_id), "%s", peer.device_id);
+        conn->identity_checked = true;
+        return true;
+    }
+    atomic_fetch_add(&w->server->metrics.auth_failures, 1);
+    iotsec_log_warn("auth_failure", IOTSEC_LOG_STR("sourceIp", conn->peer_ip),
+                    IOTSEC_LOG_STR("reason", iotsec_registry_refusal_name(why)),
+                    IOTSEC_LOG_STR("error", iotsec_error_message()));
+    return false;
+}
+
+static int verify_chain(X509_STORE_CTX *store_ctx, void *arg)
+{
+    (void)arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct iotsecd_conn *conn = ssl != NULL ? conn_of_ssl(ssl) : NULL;
+    if (conn == NULL) {
+        X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    if (!check_device(conn, X509_STORE_CTX_get0_untrusted(store_ctx),
+                      X509_STORE_CTX_get0_cert(store_ctx))) {
+        X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+iotsec_result iotsecd_tls_recheck(struct iotsecd_conn *conn, SSL *ssl)
+{
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    IOTSEC_ENSURE(leaf != NULL, IOTSEC_ERR_AUTH, "tls: no client certificate");
+    IOTSEC_ENSURE(check_device(conn, NULL, leaf), IOTSEC_ERR_AUTH, "tls: device refused");
+    return IOTSEC_RESULT_OK;
+}
+
+/* ---- contexts ---- */
+
+static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
+
+static iotsec_result load_identity(SSL_CTX *ctx, const char *dir)
+{
+    char cert[IOTSECD_PATH_MAX + 16], key[IOTSECD_PATH_MAX + 16];
+    snprintf(cert, sizeof(cert), "%s/%s", dir, IOTSEC_REGISTRY_SERVER_CERT);
+    snprintf(key, sizeof(key), "%s/%s", dir, IOTSEC_REGISTRY_SERVER_KEY);
+    IOTSEC_ENSURE(iotsec_file_exists(cert), IOTSEC_ERR_NOT_FOUND,
+                  "tls: %s is missing (run `iotsec ca server-cert`)", cert);
+    /* The key file must be private, as every secret file. */
+    struct iotsec_buf probe;
+    iotsec_buf_init_secret(&probe);
+    iotsec_result r = iotsec_file_read_private(key, 64 * 1024, &probe);
+    iotsec_buf_free(&probe);
+    IOTSEC_GUARD(r);
+    IOTSEC_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, cert), IOTSEC_ERR_FORMAT,
+                      "tls: %s", cert);
+    IOTSEC_GUARD_OSSL(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), IOTSEC_ERR_FORMAT,
+                      "tls: %s", key);
+    IOTSEC_GUARD_OSSL(SSL_CTX_check_private_key(ctx), IOTSEC_ERR_FORMAT,
+                      "tls: %s does not match %s", key, cert);
+    return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result make_ctx(const struct iotsecd *server, bool device, SSL_CTX **out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    IOTSEC_ENSURE_ALLOC(ctx);
+    *out = ctx;
+    IOTSEC_GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), IOTSEC_ERR_CRYPTO,
+                      "tls: TLS 1.3");
+    IOTSEC_GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, CIPHERSUITES), IOTSEC_ERR_CRYPTO,
+                      "tls: ciphersuites");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_timeout(ctx, SESSION_LIFETIME_SEC);
+    /* The two listeners never share sessions. */
+    static const unsigned char device_sid[] = "iotsecd-device", api_sid[] = "iotsecd-api";
+    IOTSEC_GUARD_OSSL(device ? SSL_CTX_set_session_id_context(ctx, device_sid, sizeof(device_sid) - 1)
+                             : SSL_CTX_set_session_id_context(ctx, api_sid, sizeof(api_sid) - 1),
+                      IOTSEC_ERR_CRYPTO, "tls: session id context");
+    SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
+    IOTSEC_GUARD(load_identity(ctx, server->cfg.data_dir));
+    if (device) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_cert_verify_callback(ctx, verify_chain, NULL);
+        /* Tell clients which CA to pick a certificate for. */
+        char ca[IOTSECD_PATH_MAX + 16];
+        snprintf(ca, sizeof(ca), "%s/%s", server->cfg.data_dir, IOTSEC_REGISTRY_CA_CERT);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
+        IOTSEC_ENSURE(names != NULL, IOTSEC_ERR_FORMAT, "tls: cannot read %s", ca);
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return IOTSEC_RESULT_OK;
+}
+
+iotsec_result iotsecd_tls_init(struct iotsecd *server)
+{
+    if (conn_index < 0)
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+    IOTSEC_ENSURE(conn_index >= 0, IOTSEC_ERR_NOMEM, "tls: no ex_data slot");
+    IOTSEC_GUARD(make_ctx(server, true, &server->device_ctx));
+    return make_ctx(server, false, &server->api_ctx);
+}
+
+void iotsecd_tls_free(struct iotsecd *server)
+{
+    SSL_CTX_free(server->device_ctx);
+    SSL_CTX_free(server->api_ctx);
+    server->device_ctx = server->api_ctx = NULL;
+}
+
+/* The connection's context lives exactly as long as its SSL object, which the
+ * bufferevent frees with the connection. */
+static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr != NULL)
+        iotsecd_conn_release(ptr);
+}

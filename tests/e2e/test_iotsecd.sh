@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# iotsecd end to end, with real clients on loopback: curl and openssl s_client with and
+# without a client certificate, TLS 1.2 refused, refused devices (revoked, disabled,
+# unknown CA) at the next connection without a restart, every kind of bad telemetry,
+# 413/415/404/405, 429 with Retry-After, a slow client cut off while others are served,
+# kill -9 after N acknowledged records (all N there after a restart), SIGTERM drains.
+source "$(dirname "$0")/lib.sh"
+IOTSECD="$IOTSEC_BUILD_DIR/iotsecd"
+
+cd "$WORK"
+make_secret_file "$WORK/pass" "iotsecd e2e passphrase"
+export IOTSEC_PASSPHRASE_FILE="$WORK/pass" IOTSEC_DATA="$WORK/var"
+mkdir -m 700 out
+"$IOTSEC" ca init --intermediate 2>/dev/null
+"$IOTSEC" ca server-cert 2>/dev/null
+for d in dev-1 dev-2 dev-3 dev-rate dev-dur dev-slow; do
+    "$IOTSEC" device issue --id "$d" --out out 2>/dev/null
+done
+IOTSEC_DATA="$WORK/other" "$IOTSEC" ca init 2>/dev/null
+IOTSEC_DATA="$WORK/other" "$IOTSEC" device issue --id dev-1 --out "$WORK/other" 2>/dev/null
+
+cat >var/iotsecd.conf <<'EOF'
+[server]
+threads = 2
+[limits]
+rate_per_minute = 20
+request_timeout_ms = 2000
+max_body_bytes = 4096
+EOF
+chmod 600 var/iotsecd.conf
+
+# Two free ports, as the kernel hands them out.
+read -r DPORT APORT < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+SERVER_PID=""
+start_server() {
+    "$IOTSECD" --device-port "$DPORT" --api-port "$APORT" 2>>"$WORK/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if curl -s --cacert var/ca.crt "https://127.0.0.1:$APORT/healthz" >/dev/null 2>&1; then return 0; fi
+        sleep 0.05
+    done
+    fail "iotsecd did not start: $(tail -3 "$WORK/server.log")"
+    return 1
+}
+cleanup_hooks+=('[ -n "$SERVER_PID" ] && kill -9 $SERVER_PID 2>/dev/null')
+start_server
+
+dcurl() { # DEVICE ARGS...: curl on the device listener with DEVICE's certificate
+    local dev=$1
+    shift
+    curl -sS --cacert var/ca.crt --cert "out/$dev.crt" --key "out/$dev.key" "$@"
+}
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+post() { # DEVICE BODY [CONTENT-TYPE]: prints "STATUS BODY"
+    local dev=$1 body=$2 type=${3:-application/json}
+    dcurl "$dev" -o "$WORK/.body" -w '%{http_code}' -H "Content-Type: $type" \
+        --data-binary "$body" "https://127.0.0.1:$DPORT/api/telemetry"
+    printf ' %s' "$(cat "$WORK/.body")"
+}
+# A refused handshake: curl fails (exit 35, 55 or 56 depending on when the alert arrives)
+# and no HTTP status comes back.
+refused() { # NAME CURL-ARGS...
+    local name=$1
+    shift
+    set +e
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert var/ca.crt "$@")
+    local rc=$?
+    set -e
+    if [ "$rc" -ne 0 ] && [ "$code" = "000" ]; then pass; else fail "$name: curl exit $rc, status $code"; fi
+}
+good() { printf '{"device_id":"%s","timestamp":"%s","temperature":21.5,"humidity":40,"battery":90}' "$1" "$(now)"; }
+
+# --- TLS ------------------------------------------------------------------------------------
+check_exit "device with a certificate" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/healthz"
+expect_eq "healthz" "$OUT" '{"status":"ok"}'
+refused "no client certificate is refused" "https://127.0.0.1:$DPORT/healthz"
+check_exit "TLS 1.2 refused (device)" 35 dcurl dev-1 --tlsv1.2 --tls-max 1.2 "https://127.0.0.1:$DPORT/healthz"
+check_exit "TLS 1.2 refused (api)" 35 curl -sS --cacert var/ca.crt --tlsv1.2 --tls-max 1.2 "https://127.0.0.1:$APORT/healthz"
+check_exit "api listener without certificate" 0 curl -sS --cacert var/ca.crt "https://127.0.0.1:$APORT/healthz"
+s_client=$(echo | openssl s_client -connect "127.0.0.1:$APORT" -CAfile var/ca.crt -verify_return_error -verify_ip 127.0.0.1 2>&1 </dev/null || true)
+expect_contains "s_client: TLS 1.3" "$s_client" "TLSv1.3"
+expect_contains "s_client: server verified" "$s_client" "Verify return code: 0 (ok)"
+s_client=$(echo | openssl s_client -connect "127.0.0.1:$DPORT" -CAfile var/ca.crt -cert out/dev-1.crt -key out/dev-1.key -tls1_2 2>&1 </dev/null || true)
+expect_contains "s_client -tls1_2 refused" "$s_client" "alert protocol version"
+refused "device of another CA refused" --cert other/dev-1.crt --key other/dev-1.key "https://127.0.0.1:$DPORT/healthz"
+
+# --- telemetry --------------------------------------------------------------------------------
+res=$(post dev-1 "$(good dev-1)")
+expect_contains "telemetry accepted" "$res" '202 {"status":"accepted","seq":'
+check_exit "read back" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/api/devices/dev-1/telemetry"
+expect_contains "stored body" "$OUT" '"temperature":21.5'
+check_exit "another device's telemetry" 0 dcurl dev-1 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$DPORT/api/devices/dev-2/telemetry"
+expect_eq "403 for another device's telemetry" "$OUT" "403"
+
+expect_contains "invalid JSON" "$(post dev-1 '{"device_id":')" '400 {"error":"Validation failed","details":[{"code":"invalid_json"'
+expect_contains "duplicate keys" "$(post dev-1 '{"device_id":"dev-1","device_id":"dev-1","timestamp":"2026-01-01T00:00:00Z"}')" '"invalid_json"'
+res=$(post dev-1 '{"device_id":"dev-1","temperature":"hot","humidity":120,"extra":1}')
+expect_contains "missing timestamp" "$res" '"code":"required","path":["timestamp"]'
+expect_contains "wrong type" "$res" '"code":"invalid_type","path":["temperature"]'
+expect_contains "out of range" "$res" '"code":"too_big","path":["humidity"]'
+expect_contains "unknown field" "$res" '"unrecognized_keys"'
+expect_contains "future timestamp" "$(post dev-1 '{"device_id":"dev-1","timestamp":"2099-01-01T00:00:00Z"}')" '"future_date"'
+expect_contains "trailing bytes" "$(post dev-1 "$(good dev-1) x")" '"invalid_json"'
+expect_contains "another device's id" "$(post dev-1 "$(good dev-2)")" '403 {"error":"device_id is not the authenticated device"}'
+expect_contains "wrong content type" "$(post dev-1 "$(good dev-1)" text/plain)" '415 '
+head -c 5000 /dev/zero | tr '\0' ' ' >"$WORK/big.json"
+expect_contains "body over the limit" "$(post dev-1 "@$WORK/big.json")" '413 {"error":"Request body too large"}'
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$WORK/2mb.json"
+code=$(dcurl dev-1 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$WORK/2mb.json" "https://127.0.0.1:$DPORT/api/telemetry" || true)
+expect_eq "2 MB body" "$code" "413"
+check_exit "404" 0 dcurl dev-1 -o /dev/null -w '%{http_code}' "https://127.0.0.1:$DPORT/nothing"
+expect_eq "404 status" "$OUT" "404"
+check_exit "405" 0 dcurl dev-1 -D - -o /dev/null "https://127.0.0.1:$DPORT/api/telemetry"
+expect_contains "405 status" "$OUT" "405"
+expect_contains "405 Allow" "$OUT" "Allow: POST"
+check_exit "API listener needs credentials" 0 curl -s -o /dev/null -w '%{http_code}' --cacert var/ca.crt -H 'Content-Type: application/json' -d "$(good dev-1)" "https://127.0.0.1:$APORT/api/telemetry"
+expect_eq "401 without credentials" "$OUT" "401"
+
+# --- rate limit ---------------------------------------------------------------------------
+# 20 a minute with a burst of 20: about 20 pass back to back (one more every 3 s).
+accepted=0
+headers=""
+for _ in $(seq 1 30); do
+    headers=$(dcurl dev-rate -D - -o "$WORK/.body" -H 'Content-Type: application/json' --data-binary "$(good dev-rate)" "https://127.0.0.1:$DPORT/api/telemetry")
+    case "$headers" in *" 202 "*) accepted=$((accepted + 1)) ;; *) break ;; esac
+done
+if [ "$accepted" -ge 20 ] && [ "$accepted" -le 23 ]; then pass; else fail "accepted $accepted before the limit, wanted 20 to 23"; fi
+expect_contains "then 429" "$headers" " 429 "
+expect_contains "Retry-After" "$headers" "Retry-After: "
+expect_contains "429 body" "$(cat "$WORK/.body")" '{"error":"Rate limit exceeded","retryAfter":'
+expect_contains "other devices are not limited" "$(post dev-1 "$(good dev-1)")" "202"
+
+# --- refused at the next connection, without a restart -------------------------------------
+check_exit "disable dev-2" 0 "$IOTSEC" device disable dev-2
+refused "disabled device refused" --cert out/dev-2.crt --key out/dev-2.key "https://127.0.0.1:$DPORT/healthz"
+check_exit "enable dev-2" 0 "$IOTSEC" device enable dev-2
+# Several connections, so both workers' store handles are seen to follow the CLI's writes.
+for i in 1 2 3 4; do check_exit "enabled again ($i)" 0 dcurl dev-2 "https://127.0.0.1:$DPORT/healthz"; done
+check_exit "disable dev-2 again" 0 "$IOTSEC" device disable dev-2
+for i in 1 2 3 4; do refused "disabled again ($i)" --cert out/dev-2.crt --key out/dev-2.key "https://127.0.0.1:$DPORT/healthz"; done
+check_exit "enable dev-2 again" 0 "$IOTSEC" device enable dev-2
+check_exit "revoke dev-3" 0 "$IOTSEC" device revoke dev-3
+refused "revoked device refused" --cert out/dev-3.crt --key out/dev-3.key "https://127.0.0.1:$DPORT/healthz"
+# The CRL reload (at most a second later) refuses it too, and the log says why.
+sleep 1.2
+refused "still refused after the CRL reload" --cert out/dev-3.crt --key out/dev-3.key "https://127.0.0.1:$DPORT/healthz"
+expect_contains "auth failure logged" "$(cat "$WORK/server.log")" '"msg":"auth_failure"'
+
+# --- a slow client is cut off, others are served ----------------------------------------
+slow_start=$(date +%s)
+( for _ in $(seq 1 15); do printf 'G'; sleep 1; done ) |
+    openssl s_client -quiet -connect "127.0.0.1:$DPORT" -cert out/dev-slow.crt -key out/dev-slow.key -CAfile var/ca.crt >/dev/null 2>&1 &
+slow_pid=$!
+sleep 0.5
+check_exit "others served meanwhile" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/healthz"
+for _ in $(seq 1 100); do kill -0 $slow_pid 2>/dev/null || break; sleep 0.1; done
+slow_took=$(($(date +%s) - slow_start))
+if kill -0 $slow_pid 2>/dev/null; then
+    fail "slow client still connected after ${slow_took}s"
+    kill $slow_pid 2>/dev/null || true
+else
+    # The pipe's writer notices the close at its next byte, within a second.
+    if [ "$slow_took" -le 6 ]; then pass; else fail "slow client cut off only after ${slow_took}s"; fi
+fi
+
+# --- metrics ------------------------------------------------------------------------------
+check_exit "metrics" 0 curl -sS --cacert var/ca.crt "https://127.0.0.1:$APORT/metrics"
+expect_contains "requests counter" "$OUT" 'iotsecd_requests_total{route="/api/telemetry",status="2xx"}'
+expect_contains "latency histogram" "$OUT" 'iotsecd_request_seconds_bucket{le="+Inf"}'
+expect_contains "429 counted" "$OUT" 'iotsecd_rate_limited_total 1'
+
+# --- kill -9 after N acknowledged records: all N survive ------------------------------------
+acked=0
+for i in $(seq 1 12); do
+    post dev-dur "$(good dev-dur)" | grep -q '^202' && acked=$((acked + 1))
+done
+# and a concurrent burst, several records per group commit
+seq 1 8 | xargs -P 8 -I{} sh -c "curl -s -o /dev/null -w '%{http_code}\n' --cacert var/ca.crt --cert out/dev-dur.crt --key out/dev-dur.key -H 'Content-Type: application/json' --data-binary '$(good dev-dur)' https://127.0.0.1:$DPORT/api/telemetry" >"$WORK/burst"
+acked=$((acked + $(grep -c 202 "$WORK/burst")))
+expect_eq "all acknowledged" "$acked" "20"
+kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+start_server
+check_exit "read after kill -9" 0 dcurl dev-dur "https://127.0.0.1:$DPORT/api/devices/dev-dur/telemetry"
+stored=$(echo "$OUT" | grep -o '"seq":' | wc -l)
+expect_eq "every acknowledged record survived kill -9" "$stored" "$acked"
+
+# --- SIGTERM drains and exits 0 ------------------------------------------------------------
+kill -TERM "$SERVER_PID"
+set +e
+wait "$SERVER_PID"
+rc=$?
+set -e
+SERVER_PID=""
+expect_eq "SIGTERM exit status" "$rc" "0"
+expect_contains "drained" "$(cat "$WORK/server.log")" '"msg":"stopped"'
+
+# --- bad options ----------------------------------------------------------------------------
+check_exit "unknown option" 2 "$IOTSECD" --device-prot 1
+check_exit "bad port" 2 "$IOTSECD" --device-port 70000
+check_exit "no CA" 1 "$IOTSECD" --data "$WORK/empty" --device-port "$DPORT" --api-port "$APORT"
+expect_contains "no CA message" "$ERR" "does not exist"
+check_exit "help" 0 "$IOTSECD" --help
+expect_contains "help text" "$OUT" "usage: iotsecd"
+
+finish
