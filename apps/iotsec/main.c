@@ -16,6 +16,8 @@ static const struct {
 } commands[] = {
     {"vault", cmd_vault, "encrypted secret store: init, put, get, list, rm, rekey"},
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
+    {"events", cmd_events, "security event log: list, verify the hash chain"},
+    {"block", cmd_block, "blocklist: list, add, rm"},
 };
 
 static void usage(FILE *out)
