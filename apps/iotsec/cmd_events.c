@@ -39,22 +39,21 @@ struct events_opts {
 
 static void events_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: iotsec events <command> [options]\n"
-            "\n"
-            "  list      the newest matching events, oldest first\n"
-            "    --since RFC3339   only events at or after this time\n"
-            "    --type T          only this type (auth_failure, brute_force_detected, ...)\n"
-            "    --severity S      only this severity (low, medium, high, critical)\n"
-            "    --device ID       only events about this device\n"
-            "    --limit N         at most N events (1..1000, default 100)\n"
-            "    --json            one JSON object per line\n"
-            "  verify    check the hash chain: exit 0 when intact, 1 naming the first bad\n"
-            "            record (every problem is listed on stdout)\n"
-            "    --head SEQ:HASH   also check that the log still has this record, as printed\n"
-            "                      by an earlier verify (catches deletions at the end)\n"
-            "\n"
-            "  --data DIR          the data directory (default $IOTSEC_DATA or ./var)\n");
+    fprintf(out, "usage: iotsec events <command> [options]\n"
+                 "\n"
+                 "  list      the newest matching events, oldest first\n"
+                 "    --since RFC3339   only events at or after this time\n"
+                 "    --type T          only this type (auth_failure, brute_force_detected, ...)\n"
+                 "    --severity S      only this severity (low, medium, high, critical)\n"
+                 "    --device ID       only events about this device\n"
+                 "    --limit N         at most N events (1..1000, default 100)\n"
+                 "    --json            one JSON object per line\n"
+                 "  verify    check the hash chain: exit 0 when intact, 1 naming the first bad\n"
+                 "            record (every problem is listed on stdout)\n"
+                 "    --head SEQ:HASH   also check that the log still has this record, as printed\n"
+                 "                      by an earlier verify (catches deletions at the end)\n"
+                 "\n"
+                 "  --data DIR          the data directory (default $IOTSEC_DATA or ./var)\n");
 }
 
 static void store_cleanup(struct iotsec_store **s)
@@ -207,8 +206,17 @@ static int do_verify(const struct events_opts *o)
 
 int cmd_events(int argc, char **argv)
 {
-    enum { OPT_DATA = 1000, OPT_SINCE, OPT_TYPE, OPT_SEVERITY, OPT_DEVICE, OPT_LIMIT, OPT_JSON,
-           OPT_HEAD, OPT_HELP };
+    enum {
+        OPT_DATA = 1000,
+        OPT_SINCE,
+        OPT_TYPE,
+        OPT_SEVERITY,
+        OPT_DEVICE,
+        OPT_LIMIT,
+        OPT_JSON,
+        OPT_HEAD,
+        OPT_HELP
+    };
     static const struct option options[] = {
         {"data", required_argument, NULL, OPT_DATA},
         {"since", required_argument, NULL, OPT_SINCE},

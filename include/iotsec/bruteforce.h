@@ -61,9 +61,9 @@ struct iotsec_bruteforce_verdict {
 };
 
 struct iotsec_bruteforce_stats {
-    size_t slots;            /* per table */
-    size_t memory_bytes;     /* both tables, fixed at creation */
-    size_t device_entries;   /* slots in use */
+    size_t slots;          /* per table */
+    size_t memory_bytes;   /* both tables, fixed at creation */
+    size_t device_entries; /* slots in use */
     size_t source_entries;
     uint64_t evicted_active; /* keys pushed out while they still had failures in the window */
     uint64_t detections;
@@ -83,7 +83,6 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_bruteforce_record(struct iotsec_bruteforc
                                                          int64_t now_ms,
                                                          struct iotsec_bruteforce_verdict *out);
 
-void iotsec_bruteforce_get_stats(struct iotsec_bruteforce *bf,
-                                 struct iotsec_bruteforce_stats *out);
+void iotsec_bruteforce_get_stats(struct iotsec_bruteforce *bf, struct iotsec_bruteforce_stats *out);
 
 #endif

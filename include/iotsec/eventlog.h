@@ -72,10 +72,10 @@ struct iotsec_eventlog_head {
 };
 
 struct iotsec_eventlog_verify_result {
-    uint64_t records;   /* records read */
-    uint64_t problems;  /* problems found (every one was passed to the callback) */
+    uint64_t records;  /* records read */
+    uint64_t problems; /* problems found (every one was passed to the callback) */
     struct iotsec_eventlog_problem first; /* valid when problems > 0 */
-    int64_t last_seq;   /* the head as read: 0 for an empty log */
+    int64_t last_seq;                     /* the head as read: 0 for an empty log */
     uint8_t last_hash[IOTSEC_STORE_HASH_LEN];
 };
 

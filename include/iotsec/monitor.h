@@ -50,11 +50,11 @@ struct iotsec_monitor_config {
 
 /* What a report led to (optional out-parameter). */
 struct iotsec_monitor_outcome {
-    int64_t seq;                /* the reported event's record */
-    bool brute_force_detected;  /* a brute_force_detected event was appended */
-    bool source_blocked;        /* the event's source address was blocked */
-    bool device_blocked;        /* "device:<id>" was blocked */
-    unsigned sink_failures;     /* sinks that failed for this event */
+    int64_t seq;               /* the reported event's record */
+    bool brute_force_detected; /* a brute_force_detected event was appended */
+    bool source_blocked;       /* the event's source address was blocked */
+    bool device_blocked;       /* "device:<id>" was blocked */
+    unsigned sink_failures;    /* sinks that failed for this event */
 };
 
 struct iotsec_monitor_stats {

@@ -46,14 +46,14 @@ struct iotsec_sink;
 IOTSEC_MUST_CHECK iotsec_result iotsec_sink_file_open(const char *path, struct iotsec_sink **out);
 
 struct iotsec_syslog_config {
-    const char *udp_host;     /* an IPv4 or IPv6 literal; NULL: "127.0.0.1" when udp_port set */
-    uint16_t udp_port;        /* 0: no UDP */
-    const char *unix_path;    /* NULL: no unix socket */
-    unsigned facility;        /* 1..23; 0 means IOTSEC_SYSLOG_FACILITY_AUTHPRIV (facility 0,
-                                 kern, is for the kernel only) */
-    const char *hostname;     /* NULL or "": "-" (the nil value) */
-    const char *app_name;     /* NULL: "iotsec" */
-    size_t max_datagram;      /* 0: IOTSEC_SYSLOG_DATAGRAM_DEFAULT */
+    const char *udp_host;  /* an IPv4 or IPv6 literal; NULL: "127.0.0.1" when udp_port set */
+    uint16_t udp_port;     /* 0: no UDP */
+    const char *unix_path; /* NULL: no unix socket */
+    unsigned facility;     /* 1..23; 0 means IOTSEC_SYSLOG_FACILITY_AUTHPRIV (facility 0,
+                              kern, is for the kernel only) */
+    const char *hostname;  /* NULL or "": "-" (the nil value) */
+    const char *app_name;  /* NULL: "iotsec" */
+    size_t max_datagram;   /* 0: IOTSEC_SYSLOG_DATAGRAM_DEFAULT */
 };
 
 IOTSEC_MUST_CHECK iotsec_result iotsec_sink_syslog_open(const struct iotsec_syslog_config *config,

@@ -93,8 +93,7 @@ static iotsec_result mac_init(struct iotsec_bruteforce *bf)
 {
     uint8_t key[16];
     size_t size = 8;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
-                           OSSL_PARAM_END};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_END};
     bf->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
     IOTSEC_ENSURE(bf->mac != NULL, IOTSEC_ERR_CRYPTO, "bruteforce: OpenSSL has no SIPHASH");
     bf->mac_ctx = EVP_MAC_CTX_new(bf->mac);
@@ -111,8 +110,8 @@ iotsec_result iotsec_bruteforce_new(const struct iotsec_bruteforce_config *confi
 {
     IOTSEC_ENSURE(out != NULL, IOTSEC_ERR_INVALID_ARG, "bruteforce: no output");
     *out = NULL;
-    struct iotsec_bruteforce_config c = config != NULL ? *config
-                                                       : (struct iotsec_bruteforce_config){0};
+    struct iotsec_bruteforce_config c =
+        config != NULL ? *config : (struct iotsec_bruteforce_config){0};
     if (c.threshold == 0)
         c.threshold = IOTSEC_BRUTEFORCE_DEFAULT_THRESHOLD;
     if (c.window_ms == 0)

@@ -88,11 +88,11 @@ iotsec_result iotsec_event_to_record(const struct iotsec_event *ev, struct iotse
     IOTSEC_ENSURE(ev->ts >= 0, IOTSEC_ERR_INVALID_ARG, "event: negative timestamp");
     rec->ts = ev->ts;
     rec->severity = sev;
-    IOTSEC_GUARD(copy_field("type", event_types[ev->type].name, rec->event_type,
-                            sizeof(rec->event_type)));
+    IOTSEC_GUARD(
+        copy_field("type", event_types[ev->type].name, rec->event_type, sizeof(rec->event_type)));
     IOTSEC_GUARD(copy_field("device id", ev->device_id, rec->device_id, sizeof(rec->device_id)));
-    IOTSEC_GUARD(copy_field("source address", ev->source_ip, rec->source_ip,
-                            sizeof(rec->source_ip)));
+    IOTSEC_GUARD(
+        copy_field("source address", ev->source_ip, rec->source_ip, sizeof(rec->source_ip)));
     rec->details = (char *)(uintptr_t)ev->details; /* borrowed; the store only reads it */
     return IOTSEC_RESULT_OK;
 }
@@ -162,7 +162,8 @@ static iotsec_result optional_text(const json_t *obj, const char *key, char *dst
     return IOTSEC_RESULT_OK;
 }
 
-iotsec_result iotsec_event_record_from_json(struct iotsec_slice text, struct iotsec_store_event *rec)
+iotsec_result iotsec_event_record_from_json(struct iotsec_slice text,
+                                            struct iotsec_store_event *rec)
 {
     IOTSEC_ENSURE(rec != NULL, IOTSEC_ERR_INVALID_ARG, "event: no record");
     memset(rec, 0, sizeof(*rec));
@@ -195,7 +196,8 @@ iotsec_result iotsec_event_record_from_json(struct iotsec_slice text, struct iot
     IOTSEC_GUARD(iotsec_json_get_object(doc, "details", IOTSEC_JSON_OPTIONAL, &details));
     struct iotsec_buf b = {0};
     iotsec_buf_set_max(&b, IOTSEC_STORE_DETAILS_MAX + 1);
-    iotsec_result r = details != NULL ? iotsec_json_dump(details, 0, &b) : iotsec_buf_append_str(&b, "{}");
+    iotsec_result r =
+        details != NULL ? iotsec_json_dump(details, 0, &b) : iotsec_buf_append_str(&b, "{}");
     if (iotsec_ok(r) && b.len > IOTSEC_STORE_DETAILS_MAX) {
         iotsec_error_set(IOTSEC_ERR_TOO_LARGE, "event: details exceed %d bytes",
                          IOTSEC_STORE_DETAILS_MAX);

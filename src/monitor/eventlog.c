@@ -88,6 +88,7 @@ struct walk {
     struct iotsec_buf enc;
     int64_t prev_seq; /* last record read, 0 before the first */
     uint8_t prev_hash[IOTSEC_STORE_HASH_LEN];
+    bool prev_unreadable; /* prev_hash is unknown: the link after it cannot be checked */
     bool head_seen;
     bool stopped; /* the callback asked to stop */
 };
@@ -140,7 +141,7 @@ static iotsec_result check_record(struct walk *w, const struct iotsec_store_even
 {
     w->out->records++;
     int64_t seq = rec->seq;
-    bool pred_known = seq == 1 || w->prev_seq == seq - 1;
+    bool pred_known = seq == 1 || (w->prev_seq == seq - 1 && !w->prev_unreadable);
     if (seq > w->prev_seq + 1) {
         int64_t first = w->prev_seq + 1, last = seq - 1;
         bool go = first == last ? report(w, IOTSEC_EVENTLOG_MISSING, first, last,
@@ -186,6 +187,7 @@ static iotsec_result check_record(struct walk *w, const struct iotsec_store_even
                    (long long)seq);
     }
     w->prev_seq = seq;
+    w->prev_unreadable = false;
     memcpy(w->prev_hash, rec->hash, sizeof(w->prev_hash));
     w->out->last_seq = seq;
     memcpy(w->out->last_hash, rec->hash, sizeof(w->out->last_hash));
@@ -224,6 +226,7 @@ static iotsec_result step_over_unreadable(struct walk *w, int64_t *resume_after)
         w->out->records++;
         /* Its hash is unknown, so the next record's link cannot be checked. */
         w->prev_seq = seq;
+        w->prev_unreadable = true;
         memset(w->prev_hash, 0, sizeof(w->prev_hash));
         *resume_after = seq;
         return IOTSEC_RESULT_OK;
@@ -243,11 +246,12 @@ static void check_head_after_walk(struct walk *w)
                "deleted from the end",
                (long long)w->out->last_seq, (long long)head->seq);
     else
-        report(w, IOTSEC_EVENTLOG_HEAD, head->seq, 0,
-               "record %lld of the saved head is missing", (long long)head->seq);
+        report(w, IOTSEC_EVENTLOG_HEAD, head->seq, 0, "record %lld of the saved head is missing",
+               (long long)head->seq);
 }
 
-iotsec_result iotsec_eventlog_verify(struct iotsec_store *s, const struct iotsec_eventlog_head *head,
+iotsec_result iotsec_eventlog_verify(struct iotsec_store *s,
+                                     const struct iotsec_eventlog_head *head,
                                      iotsec_eventlog_problem_fn fn, void *ctx,
                                      struct iotsec_eventlog_verify_result *out)
 {

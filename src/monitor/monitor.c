@@ -118,11 +118,8 @@ static iotsec_result emit_own(struct iotsec_monitor *m, enum iotsec_event_type t
 {
     char *text IOTSEC_DEFER(str_cleanup) = json_dumps(details, JSON_COMPACT);
     IOTSEC_ENSURE_ALLOC(text);
-    struct iotsec_event ev = {.ts = ts,
-                              .type = type,
-                              .device_id = device_id,
-                              .source_ip = source_ip,
-                              .details = text};
+    struct iotsec_event ev = {
+        .ts = ts, .type = type, .device_id = device_id, .source_ip = source_ip, .details = text};
     struct iotsec_store_event rec;
     IOTSEC_GUARD(iotsec_event_to_record(&ev, &rec));
     IOTSEC_GUARD(iotsec_eventlog_append(m->store, &rec));
@@ -157,9 +154,9 @@ static iotsec_result auto_block(struct iotsec_monitor *m, const char *source, in
     *blocked = true;
     char until[IOTSEC_TIME_STR_MAX];
     IOTSEC_GUARD(format_time(expires, until));
-    json_t *d IOTSEC_DEFER(json_cleanup) = json_pack("{s:s,s:s,s:s,s:s}", "source", source,
-                                                     "expiresAt", until, "reason", reason, "by",
-                                                     "brute-force detector");
+    json_t *d IOTSEC_DEFER(json_cleanup) =
+        json_pack("{s:s,s:s,s:s,s:s}", "source", source, "expiresAt", until, "reason", reason, "by",
+                  "brute-force detector");
     IOTSEC_ENSURE_ALLOC(d);
     return emit_own(m, IOTSEC_EVENT_BLOCK_ADDED, now, device_id, source_ip, d);
 }
@@ -168,17 +165,16 @@ static iotsec_result on_auth_failure(struct iotsec_monitor *m, const struct iots
                                      struct iotsec_monitor_outcome *oc)
 {
     struct iotsec_bruteforce_verdict v;
-    IOTSEC_GUARD(
-        iotsec_bruteforce_record(m->bf, rec->device_id, rec->source_ip, rec->ts, &v));
+    IOTSEC_GUARD(iotsec_bruteforce_record(m->bf, rec->device_id, rec->source_ip, rec->ts, &v));
     if (v.device_detected || v.source_detected) {
         const char *key = v.device_detected && v.source_detected ? "device and source"
                           : v.device_detected                    ? "device"
                                                                  : "source";
-        json_t *d IOTSEC_DEFER(json_cleanup) = json_pack(
-            "{s:s,s:i,s:i,s:I,s:i,s:I}", "key", key, "deviceFailures", (int)v.device_failures,
-            "sourceFailures", (int)v.source_failures, "windowMs",
-            (json_int_t)m->bf_config.window_ms, "threshold", (int)m->bf_config.threshold,
-            "triggerSeq", (json_int_t)rec->seq);
+        json_t *d IOTSEC_DEFER(json_cleanup) =
+            json_pack("{s:s,s:i,s:i,s:I,s:i,s:I}", "key", key, "deviceFailures",
+                      (int)v.device_failures, "sourceFailures", (int)v.source_failures, "windowMs",
+                      (json_int_t)m->bf_config.window_ms, "threshold", (int)m->bf_config.threshold,
+                      "triggerSeq", (json_int_t)rec->seq);
         IOTSEC_ENSURE_ALLOC(d);
         IOTSEC_GUARD(emit_own(m, IOTSEC_EVENT_BRUTE_FORCE_DETECTED, rec->ts, rec->device_id,
                               rec->source_ip, d));
@@ -188,11 +184,11 @@ static iotsec_result on_auth_failure(struct iotsec_monitor *m, const struct iots
     char reason[IOTSEC_STORE_REASON_MAX + 1];
     if (rec->source_ip[0] != '\0' &&
         (v.source_detected || v.device_detected || v.device_under_attack)) {
-        snprintf(reason, sizeof(reason), "brute force: %u failures from this address, %u against %s",
-                 v.source_failures, v.device_failures,
-                 rec->device_id[0] != '\0' ? "the device" : "no device");
-        IOTSEC_GUARD(auto_block(m, rec->source_ip, rec->ts, rec->device_id, rec->source_ip,
-                                reason, &oc->source_blocked));
+        snprintf(reason, sizeof(reason),
+                 "brute force: %u failures from this address, %u against %s", v.source_failures,
+                 v.device_failures, rec->device_id[0] != '\0' ? "the device" : "no device");
+        IOTSEC_GUARD(auto_block(m, rec->source_ip, rec->ts, rec->device_id, rec->source_ip, reason,
+                                &oc->source_blocked));
     }
     if (m->block_device && v.device_detected) {
         char source[IOTSEC_STORE_SOURCE_MAX + 1];

@@ -209,12 +209,13 @@ static iotsec_result format_once(const struct iotsec_syslog_config *c,
     IOTSEC_ENSURE(sev != NULL, IOTSEC_ERR_INVALID_ARG, "syslog: bad severity");
     char head[512];
     /* SD-PARAM values here are digits and severity words: nothing needs escaping. */
-    int n = snprintf(head, sizeof(head), "<%u>1 %s %s %s %ld %s [iotsec@32473 seq=\"%lld\" severity=\"%s\"] ",
-                     facility * 8 + (unsigned)syslog_severity(ev->severity), ts,
-                     c->hostname != NULL && c->hostname[0] != '\0' ? c->hostname : "-",
-                     c->app_name != NULL ? c->app_name : "iotsec", procid, msgid,
-                     (long long)ev->seq, sev);
-    IOTSEC_ENSURE(n > 0 && (size_t)n < sizeof(head), IOTSEC_ERR_TOO_LARGE, "syslog: header too long");
+    int n = snprintf(
+        head, sizeof(head), "<%u>1 %s %s %s %ld %s [iotsec@32473 seq=\"%lld\" severity=\"%s\"] ",
+        facility * 8 + (unsigned)syslog_severity(ev->severity), ts,
+        c->hostname != NULL && c->hostname[0] != '\0' ? c->hostname : "-",
+        c->app_name != NULL ? c->app_name : "iotsec", procid, msgid, (long long)ev->seq, sev);
+    IOTSEC_ENSURE(n > 0 && (size_t)n < sizeof(head), IOTSEC_ERR_TOO_LARGE,
+                  "syslog: header too long");
     IOTSEC_GUARD(iotsec_buf_append(out, head, (size_t)n));
     return iotsec_event_record_to_json(ev, out);
 }
