@@ -84,7 +84,9 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_monitor_report(struct iotsec_monitor *m,
                                                       struct iotsec_monitor_outcome *out);
 
 /* *blocked when source_ip (any spelling) or "device:<device_id>" has a block in force at
- * now. Either may be NULL or "". which (may be NULL) receives the block found. */
+ * now. Either may be NULL or "". which (may be NULL) receives the block found. A value
+ * that is not an address or a device id is IOTSEC_ERR_INVALID_ARG: callers must refuse
+ * the connection then, as for a block. */
 IOTSEC_MUST_CHECK iotsec_result iotsec_monitor_is_blocked(struct iotsec_monitor *m,
                                                           const char *source_ip,
                                                           const char *device_id, int64_t now,
