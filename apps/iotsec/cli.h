@@ -38,6 +38,8 @@ int cmd_vault(int argc, char **argv);
 int cmd_hsm(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_device(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_block(int argc, char **argv);
 
 /* Prints "iotsec: <the current iotsec error message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(void);

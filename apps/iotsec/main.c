@@ -18,6 +18,8 @@ static const struct {
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
     {"ca", cmd_ca, "the device CA: init, crl, show"},
     {"device", cmd_device, "device lifecycle: issue, revoke, disable, enable, list, show, verify"},
+    {"events", cmd_events, "security event log: list, verify the hash chain"},
+    {"block", cmd_block, "blocklist: list, add, rm"},
 };
 
 static void usage(FILE *out)
