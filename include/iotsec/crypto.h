@@ -109,6 +109,14 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_key_private_to_pem(const struct iotsec_ke
                                                           struct iotsec_buf *out);
 IOTSEC_MUST_CHECK iotsec_result iotsec_key_public_to_pem(const struct iotsec_key *key,
                                                          struct iotsec_buf *out);
+/* The affine coordinates of an EC P-256 public key, each as exactly 32 big-endian bytes
+ * (left-padded with zeros: a coordinate below 2^248 still fills 32 bytes), as JWK (RFC 7518
+ * section 6.2.1) and the uncompressed SEC1 point need them. Other key types are
+ * IOTSEC_ERR_INVALID_ARG. */
+#define IOTSEC_P256_COORD_LEN 32
+IOTSEC_MUST_CHECK iotsec_result iotsec_key_ec_p256_public_xy(const struct iotsec_key *key,
+                                                             uint8_t x[IOTSEC_P256_COORD_LEN],
+                                                             uint8_t y[IOTSEC_P256_COORD_LEN]);
 /* DER SubjectPublicKeyInfo. */
 IOTSEC_MUST_CHECK iotsec_result iotsec_key_from_public_der(struct iotsec_slice der,
                                                            struct iotsec_key **out);

@@ -11,6 +11,7 @@
 
 #include "iotsec/json.h"
 #include "iotsec/time.h"
+#include "jwt_internal.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -24,13 +25,6 @@
 #define KID_MAX         256
 #define CLAIM_STR_MAX   1024
 #define MAX_CAPS        64
-
-struct iotsec_jwt_key {
-    enum iotsec_jwt_alg alg;
-    struct iotsec_buf secret;    /* HS256 */
-    const struct iotsec_key *ec; /* ES256, borrowed */
-    char *kid;
-};
 
 /* ---- base64url ---- */
 
