@@ -53,6 +53,23 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_hmac_sha256_verify(struct iotsec_slice ke
                                                           struct iotsec_slice data,
                                                           struct iotsec_slice tag);
 
+/* A prepared HMAC-SHA256 key, for many MACs under one key (JWT HS256): the key schedule
+ * (the hashed inner and outer pads, and the digest fetch) is done once, and each MAC
+ * starts from a copy of it, about twice as fast for short messages. Safe to use from
+ * several threads at once (each call works on its own copy). The prepared state is
+ * secret-equivalent and is cleared on free. */
+struct iotsec_hmac_key; /* opaque */
+IOTSEC_MUST_CHECK iotsec_result iotsec_hmac_key_new(struct iotsec_slice key,
+                                                    struct iotsec_hmac_key **out);
+void iotsec_hmac_key_free(struct iotsec_hmac_key *key);
+IOTSEC_MUST_CHECK iotsec_result iotsec_hmac_key_mac(const struct iotsec_hmac_key *key,
+                                                    struct iotsec_slice data,
+                                                    uint8_t out[IOTSEC_HMAC_SHA256_LEN]);
+/* As iotsec_hmac_sha256_verify: full-length tag only, constant-time compare. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_hmac_key_verify(const struct iotsec_hmac_key *key,
+                                                       struct iotsec_slice data,
+                                                       struct iotsec_slice tag);
+
 /* ---- AES-256-GCM ---- */
 #define IOTSEC_AEAD_KEY_LEN   32
 #define IOTSEC_AEAD_NONCE_LEN 12

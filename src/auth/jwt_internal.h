@@ -9,9 +9,13 @@
 
 struct iotsec_jwt_key {
     enum iotsec_jwt_alg alg;
-    struct iotsec_buf secret;    /* HS256 */
-    const struct iotsec_key *ec; /* ES256, borrowed */
+    struct iotsec_hmac_key *hmac; /* HS256: the secret, prepared */
+    const struct iotsec_key *ec;  /* ES256, borrowed */
     char *kid;
+    /* The base64url header segment this key issues. verify recognises it byte for byte
+     * and skips decoding and parsing it: check_header's verdict on these exact bytes was
+     * taken once, when the key was made. */
+    struct iotsec_buf header_b64;
 };
 
 #endif
