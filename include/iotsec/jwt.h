@@ -107,6 +107,25 @@ IOTSEC_MUST_CHECK iotsec_result iotsec_jwt_verify(const struct iotsec_jwt_key *k
                                                   struct iotsec_slice token, int64_t now,
                                                   json_t **claims);
 
+/* ---- JWKS: publishing ES256 verification keys (RFC 7517 section 5) ----
+ * A service that must verify device tokens without holding the HS256 secret fetches the
+ * JWK Set and picks the key by the token's kid:
+ *   {"keys":[{"kty":"EC","crv":"P-256","x":"...","y":"...","kid":"...","alg":"ES256",
+ *             "use":"sig"}]}
+ * x and y are always 32 bytes before encoding (43 base64url characters), left-padded with
+ * zeros (RFC 7518 section 6.2.1.2). Only public members are ever written, whether the
+ * key holds a private part or not. Refused with IOTSEC_ERR_INVALID_ARG: an HS256 key (its
+ * secret is the verification key, so publishing it would let anyone issue tokens), a key
+ * without kid (verifiers could not choose), two keys with one kid, and an empty set. */
+#define IOTSEC_JWKS_MAX_KEYS 16
+
+/* *out is a new reference to the JWK Set object (release with json_decref). */
+IOTSEC_MUST_CHECK iotsec_result iotsec_jwks_build(const struct iotsec_jwt_key *const *keys,
+                                                  size_t n_keys, json_t **out);
+/* The same document as compact JSON text, appended to out. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_jwks_write(const struct iotsec_jwt_key *const *keys,
+                                                  size_t n_keys, struct iotsec_buf *out);
+
 /* Strict base64url without padding (RFC 7515 section 2), exposed for tests and JWKS. */
 IOTSEC_MUST_CHECK iotsec_result iotsec_base64url_encode(struct iotsec_slice in,
                                                         struct iotsec_buf *out);

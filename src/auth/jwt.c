@@ -11,6 +11,7 @@
 
 #include "iotsec/json.h"
 #include "iotsec/time.h"
+#include "jwt_internal.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -24,13 +25,6 @@
 #define KID_MAX         256
 #define CLAIM_STR_MAX   1024
 #define MAX_CAPS        64
-
-struct iotsec_jwt_key {
-    enum iotsec_jwt_alg alg;
-    struct iotsec_buf secret;    /* HS256 */
-    const struct iotsec_key *ec; /* ES256, borrowed */
-    char *kid;
-};
 
 /* ---- base64url ---- */
 
@@ -58,39 +52,43 @@ iotsec_result iotsec_base64url_encode(struct iotsec_slice in, struct iotsec_buf 
     return IOTSEC_RESULT_OK;
 }
 
-static int b64url_value(uint8_t c)
+/* One more than the alphabet value of each byte; 0 for bytes outside the alphabet. */
+static const uint8_t B64URL_VALUE1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64};
+
+/* Bytes that in.len characters decode to (the length is checked first). */
+static size_t b64url_decoded_len(size_t n)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    return n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1);
 }
 
 /* Strict: one encoding per byte string. Padding, whitespace and the '+' '/' of plain
  * base64 are refused, and so are non-zero unused bits in the last character, which would
- * otherwise let several token strings carry the same signature (token malleability). */
-iotsec_result iotsec_base64url_decode(struct iotsec_slice in, struct iotsec_buf *out)
+ * otherwise let several token strings carry the same signature (token malleability).
+ * Writes exactly b64url_decoded_len(in.len) bytes to dst. */
+static iotsec_result b64url_decode_raw(struct iotsec_slice in, uint8_t *dst)
 {
     IOTSEC_ENSURE(in.len % 4 != 1, IOTSEC_ERR_FORMAT, "base64url: impossible length %zu", in.len);
     uint32_t acc = 0;
     unsigned bits = 0;
+    size_t o = 0;
     for (size_t i = 0; i < in.len; i++) {
-        int v = b64url_value(in.ptr[i]);
-        IOTSEC_ENSURE(v >= 0, IOTSEC_ERR_FORMAT,
+        uint8_t v1 = B64URL_VALUE1[in.ptr[i]];
+        IOTSEC_ENSURE(v1 != 0, IOTSEC_ERR_FORMAT,
                       "base64url: character 0x%02x at offset %zu is not in the alphabet", in.ptr[i],
                       i);
-        acc = (acc << 6) | (uint32_t)v;
+        acc = (acc << 6) | (uint32_t)(v1 - 1);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            IOTSEC_GUARD(iotsec_buf_append_u8(out, (uint8_t)(acc >> bits)));
+            dst[o++] = (uint8_t)(acc >> bits);
             acc &= (1u << bits) - 1;
         }
     }
@@ -98,7 +96,52 @@ iotsec_result iotsec_base64url_decode(struct iotsec_slice in, struct iotsec_buf 
     return IOTSEC_RESULT_OK;
 }
 
+/* On failure out keeps its length (bytes past it may have been written). */
+iotsec_result iotsec_base64url_decode(struct iotsec_slice in, struct iotsec_buf *out)
+{
+    IOTSEC_ENSURE(in.len % 4 != 1, IOTSEC_ERR_FORMAT, "base64url: impossible length %zu", in.len);
+    size_t n = b64url_decoded_len(in.len);
+    IOTSEC_GUARD(iotsec_buf_reserve(out, n));
+    IOTSEC_GUARD(b64url_decode_raw(in, out->ptr + out->len));
+    out->len += n;
+    return IOTSEC_RESULT_OK;
+}
+
 /* ---- keys ---- */
+
+static const char *alg_name(enum iotsec_jwt_alg alg);
+static iotsec_result check_header(const struct iotsec_jwt_key *key, const json_t *header);
+static iotsec_result append_segment(const json_t *obj, struct iotsec_buf *out);
+
+/* The header segment the key issues, built once; check_header must accept it, which is
+ * what lets verify skip parsing these exact bytes. */
+static iotsec_result make_header(struct iotsec_jwt_key *k)
+{
+    json_t *hdr = json_pack("{s:s,s:s}", "alg", alg_name(k->alg), "typ", "JWT");
+    IOTSEC_ENSURE_ALLOC(hdr);
+    iotsec_result res = IOTSEC_RESULT_OK;
+    if (k->kid != NULL && json_object_set_new(hdr, "kid", json_string(k->kid)) != 0) {
+        iotsec_error_set(IOTSEC_ERR_INVALID_ARG, "jwt: kid is not valid UTF-8");
+        res = IOTSEC_RESULT_ERR;
+    }
+    if (iotsec_ok(res))
+        res = check_header(k, hdr);
+    if (iotsec_ok(res))
+        res = append_segment(hdr, &k->header_b64);
+    json_decref(hdr);
+    return res;
+}
+
+/* Takes ownership of *k: on failure it is freed. */
+static iotsec_result key_finish(struct iotsec_jwt_key *k, struct iotsec_jwt_key **out)
+{
+    if (!iotsec_ok(make_header(k))) {
+        iotsec_jwt_key_free(k);
+        return IOTSEC_RESULT_ERR;
+    }
+    *out = k;
+    return IOTSEC_RESULT_OK;
+}
 
 static iotsec_result key_new(enum iotsec_jwt_alg alg, const char *kid, struct iotsec_jwt_key **out)
 {
@@ -108,7 +151,6 @@ static iotsec_result key_new(enum iotsec_jwt_alg alg, const char *kid, struct io
     struct iotsec_jwt_key *k = calloc(1, sizeof(*k));
     IOTSEC_ENSURE_ALLOC(k);
     k->alg = alg;
-    iotsec_buf_init_secret(&k->secret);
     if (kid != NULL) {
         k->kid = strdup(kid);
         if (k->kid == NULL) {
@@ -129,12 +171,11 @@ iotsec_result iotsec_jwt_key_hs256(struct iotsec_slice secret, const char *kid,
                   IOTSEC_JWT_HS256_MIN_SECRET);
     struct iotsec_jwt_key *k;
     IOTSEC_GUARD(key_new(IOTSEC_JWT_HS256, kid, &k));
-    if (!iotsec_ok(iotsec_buf_append_slice(&k->secret, secret))) {
+    if (!iotsec_ok(iotsec_hmac_key_new(secret, &k->hmac))) {
         iotsec_jwt_key_free(k);
         return IOTSEC_RESULT_ERR;
     }
-    *out = k;
-    return IOTSEC_RESULT_OK;
+    return key_finish(k, out);
 }
 
 iotsec_result iotsec_jwt_key_es256(const struct iotsec_key *key, const char *kid,
@@ -146,8 +187,7 @@ iotsec_result iotsec_jwt_key_es256(const struct iotsec_key *key, const char *kid
     struct iotsec_jwt_key *k;
     IOTSEC_GUARD(key_new(IOTSEC_JWT_ES256, kid, &k));
     k->ec = key;
-    *out = k;
-    return IOTSEC_RESULT_OK;
+    return key_finish(k, out);
 }
 
 enum iotsec_jwt_alg iotsec_jwt_key_alg(const struct iotsec_jwt_key *key)
@@ -159,7 +199,8 @@ void iotsec_jwt_key_free(struct iotsec_jwt_key *key)
 {
     if (key == NULL)
         return;
-    iotsec_buf_free(&key->secret);
+    iotsec_hmac_key_free(key->hmac);
+    iotsec_buf_free(&key->header_b64);
     free(key->kid);
     free(key);
 }
@@ -214,7 +255,7 @@ static iotsec_result sign_input(const struct iotsec_jwt_key *key, struct iotsec_
 {
     if (key->alg == IOTSEC_JWT_HS256) {
         uint8_t mac[IOTSEC_HMAC_SHA256_LEN];
-        IOTSEC_GUARD(iotsec_hmac_sha256(iotsec_buf_slice(&key->secret), input, mac));
+        IOTSEC_GUARD(iotsec_hmac_key_mac(key->hmac, input, mac));
         return iotsec_base64url_encode(iotsec_slice_make(mac, sizeof(mac)), out);
     }
     IOTSEC_ENSURE(iotsec_key_has_private(key->ec), IOTSEC_ERR_INVALID_ARG,
@@ -234,7 +275,7 @@ static iotsec_result check_signature(const struct iotsec_jwt_key *key, struct io
 {
     if (key->alg == IOTSEC_JWT_HS256) {
         /* Fixed length and constant-time compare inside; a truncated tag is refused. */
-        if (!iotsec_ok(iotsec_hmac_sha256_verify(iotsec_buf_slice(&key->secret), input, sig)))
+        if (!iotsec_ok(iotsec_hmac_key_verify(key->hmac, input, sig)))
             IOTSEC_BAIL(IOTSEC_ERR_VERIFY, "jwt: signature does not verify");
         return IOTSEC_RESULT_OK;
     }
@@ -248,23 +289,36 @@ static iotsec_result check_signature(const struct iotsec_jwt_key *key, struct io
     return res;
 }
 
+/* Decoding scratch: every segment of a token of IOTSEC_JWT_MAX_TOKEN characters fits, so
+ * a verification decodes into the stack and allocates nothing for it. */
+#define SCRATCH_MAX (IOTSEC_JWT_MAX_TOKEN / 4 * 3 + 3)
+
+/* Decodes one segment into scratch (advancing *used); the decoded bytes go to *raw. */
+static iotsec_result decode_segment(struct iotsec_slice seg, const char *what, uint8_t *scratch,
+                                    size_t *used, struct iotsec_slice *raw)
+{
+    if (!iotsec_ok(b64url_decode_raw(seg, scratch + *used))) {
+        iotsec_error_prefix("jwt: %s: ", what);
+        return IOTSEC_RESULT_ERR;
+    }
+    size_t n = b64url_decoded_len(seg.len);
+    *raw = iotsec_slice_make(scratch + *used, n);
+    *used += n;
+    return IOTSEC_RESULT_OK;
+}
+
 /* Decodes one segment and parses it as a JSON object. */
-static iotsec_result decode_json_segment(struct iotsec_slice seg, const char *what, json_t **out)
+static iotsec_result decode_json_segment(struct iotsec_slice seg, const char *what,
+                                         uint8_t *scratch, size_t *used, json_t **out)
 {
     *out = NULL;
-    struct iotsec_buf raw = {0};
-    iotsec_buf_set_max(&raw, IOTSEC_JWT_MAX_TOKEN);
-    iotsec_result res = iotsec_base64url_decode(seg, &raw);
-    if (!iotsec_ok(res)) {
+    struct iotsec_slice raw;
+    IOTSEC_GUARD(decode_segment(seg, what, scratch, used, &raw));
+    struct iotsec_json_limits limits = {.max_bytes = IOTSEC_JWT_MAX_TOKEN, .max_depth = 8};
+    if (!iotsec_ok(iotsec_json_parse(raw, &limits, out))) {
         iotsec_error_prefix("jwt: %s: ", what);
-    } else {
-        struct iotsec_json_limits limits = {.max_bytes = IOTSEC_JWT_MAX_TOKEN, .max_depth = 8};
-        res = iotsec_json_parse(iotsec_buf_slice(&raw), &limits, out);
-        if (!iotsec_ok(res))
-            iotsec_error_prefix("jwt: %s: ", what);
+        return IOTSEC_RESULT_ERR;
     }
-    iotsec_buf_free(&raw);
-    IOTSEC_GUARD(res);
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
@@ -328,30 +382,31 @@ iotsec_result iotsec_jwt_verify_signature(const struct iotsec_jwt_key *key,
     struct iotsec_slice input = iotsec_slice_make(token.ptr, off2);
     IOTSEC_ENSURE(s.len > 0, IOTSEC_ERR_VERIFY, "jwt: token has no signature");
 
+    /* The length check above bounds every decode: the segments together decode to at
+     * most SCRATCH_MAX bytes. */
+    uint8_t scratch[SCRATCH_MAX];
+    size_t used = 0;
     json_t *hdr = NULL;
-    IOTSEC_GUARD(decode_json_segment(h, "header", &hdr));
-    iotsec_result res = check_header(key, hdr);
-    if (iotsec_ok(res)) {
-        struct iotsec_buf sig = {0};
-        iotsec_buf_set_max(&sig, IOTSEC_JWT_MAX_TOKEN);
-        res = iotsec_base64url_decode(s, &sig);
-        if (!iotsec_ok(res))
-            iotsec_error_prefix("jwt: signature: ");
-        else
-            res = check_signature(key, input, iotsec_buf_slice(&sig));
-        iotsec_buf_free(&sig);
+    iotsec_result res = IOTSEC_RESULT_OK;
+    if (header == NULL && iotsec_slice_equal(h, iotsec_buf_slice(&key->header_b64))) {
+        /* Our own header, byte for byte: check_header accepted these bytes when the key
+         * was made, and the verdict depends on nothing else. */
+    } else {
+        IOTSEC_GUARD(decode_json_segment(h, "header", scratch, &used, &hdr));
+        res = check_header(key, hdr);
     }
+    struct iotsec_slice sig;
+    if (iotsec_ok(res))
+        res = decode_segment(s, "signature", scratch, &used, &sig);
+    if (iotsec_ok(res))
+        res = check_signature(key, input, sig);
     json_t *pl = NULL;
     if (iotsec_ok(res) && payload != NULL) {
-        res = decode_json_segment(p, "claims", &pl);
+        res = decode_json_segment(p, "claims", scratch, &used, &pl);
     } else if (iotsec_ok(res)) {
         /* Not parsed, but still held to strict base64url: one encoding per token. */
-        struct iotsec_buf raw = {0};
-        iotsec_buf_set_max(&raw, IOTSEC_JWT_MAX_TOKEN);
-        res = iotsec_base64url_decode(p, &raw);
-        if (!iotsec_ok(res))
-            iotsec_error_prefix("jwt: claims: ");
-        iotsec_buf_free(&raw);
+        struct iotsec_slice raw;
+        res = decode_segment(p, "claims", scratch, &used, &raw);
     }
     if (!iotsec_ok(res)) {
         json_decref(hdr);
@@ -519,7 +574,7 @@ static iotsec_result append_segment(const json_t *obj, struct iotsec_buf *out)
 }
 
 static iotsec_result build(const struct iotsec_jwt_key *key, const struct iotsec_jwt_options *o,
-                           const struct iotsec_jwt_claims *cl, int64_t now, json_t *hdr, json_t *c,
+                           const struct iotsec_jwt_claims *cl, int64_t now, json_t *c,
                            struct iotsec_buf *tok)
 {
     uint8_t rnd[16];
@@ -532,10 +587,7 @@ static iotsec_result build(const struct iotsec_jwt_key *key, const struct iotsec
     for (size_t i = 0; !bad && i < cl->n_capabilities; i++)
         bad = cl->capabilities[i] == NULL ||
               json_array_append_new(caps, json_string(cl->capabilities[i])) != 0;
-    bad = bad || json_object_set_new(hdr, "alg", json_string(alg_name(key->alg))) != 0 ||
-          json_object_set_new(hdr, "typ", json_string("JWT")) != 0 ||
-          (key->kid != NULL && json_object_set_new(hdr, "kid", json_string(key->kid)) != 0) ||
-          json_object_set_new(c, "deviceId", json_string(cl->device_id)) != 0 ||
+    bad = bad || json_object_set_new(c, "deviceId", json_string(cl->device_id)) != 0 ||
           json_object_set(c, "capabilities", caps) != 0 ||
           json_object_set_new(c, "iat", json_integer(now)) != 0 ||
           json_object_set_new(c, "exp", json_integer(now + o->lifetime_sec)) != 0 ||
@@ -548,7 +600,8 @@ static iotsec_result build(const struct iotsec_jwt_key *key, const struct iotsec
     iotsec_buf_free(&jti);
     IOTSEC_ENSURE(!bad, IOTSEC_ERR_INVALID_ARG,
                   "jwt: claims could not be encoded (a string is not valid UTF-8?)");
-    IOTSEC_GUARD(append_segment(hdr, tok));
+    /* The header is the key's, made once (make_header), so verify recognises it. */
+    IOTSEC_GUARD(iotsec_buf_append_slice(tok, iotsec_buf_slice(&key->header_b64)));
     IOTSEC_GUARD(iotsec_buf_append_u8(tok, '.'));
     IOTSEC_GUARD(append_segment(c, tok));
     struct iotsec_slice input = iotsec_buf_slice(tok);
@@ -578,16 +631,11 @@ iotsec_result iotsec_jwt_issue(const struct iotsec_jwt_key *key,
                   IOTSEC_ERR_INVALID_ARG, "jwt: lifetime must be 1 s..366 days");
     IOTSEC_ENSURE(now >= 0 && now < IOTSEC_TIME_MAX_SEC, IOTSEC_ERR_INVALID_ARG,
                   "jwt: time out of range");
-    json_t *hdr = json_object();
     json_t *c = json_object();
+    IOTSEC_ENSURE_ALLOC(c);
     struct iotsec_buf tok = {0};
     iotsec_buf_set_max(&tok, IOTSEC_JWT_MAX_TOKEN);
-    iotsec_result res = (hdr != NULL && c != NULL) ? IOTSEC_RESULT_OK : IOTSEC_RESULT_ERR;
-    if (!iotsec_ok(res))
-        iotsec_error_set(IOTSEC_ERR_NOMEM, NULL);
-    else
-        res = build(key, &o, claims, now, hdr, c, &tok);
-    json_decref(hdr);
+    iotsec_result res = build(key, &o, claims, now, c, &tok);
     json_decref(c);
     if (iotsec_ok(res))
         res = iotsec_buf_append_slice(out, iotsec_buf_slice(&tok));

@@ -22,6 +22,7 @@
 #include "iotsec/crypto.h"
 #include "iotsec/file.h"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
@@ -460,5 +461,31 @@ iotsec_result iotsec_verify(const struct iotsec_key *key, struct iotsec_slice ms
     IOTSEC_GUARD_OSSL(
         EVP_DigestVerify(ctx, sig.len > 0 ? sig.ptr : empty_msg, sig.len, msg_ptr, msg.len),
         IOTSEC_ERR_VERIFY, "verify: %s signature does not verify", type_name(key->type));
+    return IOTSEC_RESULT_OK;
+}
+
+/* ---- public coordinates (JWK) ---- */
+
+static void bn_cleanup(BIGNUM **bn)
+{
+    BN_free(*bn);
+}
+
+iotsec_result iotsec_key_ec_p256_public_xy(const struct iotsec_key *key,
+                                           uint8_t x[IOTSEC_P256_COORD_LEN],
+                                           uint8_t y[IOTSEC_P256_COORD_LEN])
+{
+    IOTSEC_ENSURE(key->type == IOTSEC_KEY_EC_P256, IOTSEC_ERR_INVALID_ARG,
+                  "key: public coordinates need an EC P-256 key, not %s", type_name(key->type));
+    BIGNUM *bx IOTSEC_DEFER(bn_cleanup) = NULL;
+    BIGNUM *by IOTSEC_DEFER(bn_cleanup) = NULL;
+    IOTSEC_GUARD_OSSL(EVP_PKEY_get_bn_param(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, &bx),
+                      IOTSEC_ERR_CRYPTO, "key: reading the public x coordinate");
+    IOTSEC_GUARD_OSSL(EVP_PKEY_get_bn_param(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &by),
+                      IOTSEC_ERR_CRYPTO, "key: reading the public y coordinate");
+    /* binpad, not bn2bin: BN drops leading zero bytes, the fixed-width encodings keep them. */
+    IOTSEC_ENSURE(BN_bn2binpad(bx, x, IOTSEC_P256_COORD_LEN) == IOTSEC_P256_COORD_LEN &&
+                      BN_bn2binpad(by, y, IOTSEC_P256_COORD_LEN) == IOTSEC_P256_COORD_LEN,
+                  IOTSEC_ERR_CRYPTO, "key: P-256 coordinate longer than 32 bytes");
     return IOTSEC_RESULT_OK;
 }

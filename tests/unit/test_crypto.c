@@ -228,6 +228,42 @@ static void hmac_accepts_an_empty_key(void **state)
                      "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
+/* A prepared key gives the RFC 4231 tags too, stays reusable (each MAC starts from a
+ * copy of the keyed state, not from what the previous MAC left), and its verify has the
+ * one-shot verify's rules. */
+static void hmac_prepared_key_matches_rfc4231(void **state)
+{
+    (void)state;
+    uint8_t key[131], tag[IOTSEC_HMAC_SHA256_LEN];
+    struct iotsec_hmac_key *jefe = NULL, *big = NULL;
+    OK(iotsec_hmac_key_new(str("Jefe"), &jefe));
+    for (int i = 0; i < 3; i++) {
+        OK(iotsec_hmac_key_mac(jefe, str("what do ya want for nothing?"), tag)); /* case 2 */
+        assert_hex_equal(tag, sizeof(tag),
+                         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+    OK(iotsec_hmac_key_verify(jefe, str("what do ya want for nothing?"),
+                              iotsec_slice_make(tag, sizeof(tag))));
+    assert_fails(iotsec_hmac_key_verify(jefe, str("what do ya want for nothing?"),
+                                        iotsec_slice_make(tag, 16)),
+                 IOTSEC_ERR_VERIFY);
+    assert_non_null(strstr(iotsec_error_message(), "must be 32 bytes, got 16"));
+    tag[0] ^= 0x80;
+    assert_fails(iotsec_hmac_key_verify(jefe, str("what do ya want for nothing?"),
+                                        iotsec_slice_make(tag, sizeof(tag))),
+                 IOTSEC_ERR_VERIFY);
+    assert_string_equal(iotsec_error_message(), "hmac: tag does not match");
+    memset(key, 0xaa, 131); /* case 6: key longer than the block */
+    OK(iotsec_hmac_key_new(iotsec_slice_make(key, 131), &big));
+    OK(iotsec_hmac_key_mac(big, str("Test Using Larger Than Block-Size Key - Hash Key First"),
+                           tag));
+    assert_hex_equal(tag, sizeof(tag),
+                     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    iotsec_hmac_key_free(jefe);
+    iotsec_hmac_key_free(big);
+    iotsec_hmac_key_free(NULL);
+}
+
 /* ---- AES-256-GCM ---- */
 
 static const uint8_t test_key[IOTSEC_AEAD_KEY_LEN] = {
@@ -799,6 +835,7 @@ int main(void)
         cmocka_unit_test(hmac_matches_rfc4231),
         cmocka_unit_test(hmac_verify_rejects_wrong_and_truncated_tags),
         cmocka_unit_test(hmac_accepts_an_empty_key),
+        cmocka_unit_test(hmac_prepared_key_matches_rfc4231),
         cmocka_unit_test(aead_matches_gcm_spec_vectors),
         cmocka_unit_test(aead_round_trip_appends),
         cmocka_unit_test(aead_tampering_is_detected_and_output_untouched),

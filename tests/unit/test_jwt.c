@@ -1,4 +1,5 @@
-/* Unit tests for device JWTs: the RFC 7515 A.1 example, HS256 and ES256 round trips,
+/* Unit tests for device JWTs: the RFC 7515 A.1 and A.3 examples and the RFC 7519 ones,
+ * the JWKS document, HS256 and ES256 round trips,
  * strict base64url, and an attack suite (alg none, alg confusion, stripped or altered
  * signatures, altered payloads, time checks, iss/aud, duplicate claims, malformed shapes,
  * oversized tokens, revoked jti). Each refusal is checked by its message, so a test
@@ -13,7 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iotsec/json.h"
 #include "iotsec/jwt.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
 
 #define NOW ((int64_t)1795000000) /* 2026-11-18T11:06:40Z */
 
@@ -35,17 +42,36 @@ static void append_b64(struct iotsec_buf *b, const char *text)
 
 /* A token with exactly this header and payload text, HMAC-signed with secret: lets the
  * tests put anything at all in a correctly signed token. Returns a malloc'd string. */
-static char *craft(const char *header, const char *payload, const char *secret)
+static char *craft_key(const char *header, const char *payload, struct iotsec_slice secret)
 {
     struct iotsec_buf b = {0};
     append_b64(&b, header);
     assert_true(iotsec_ok(iotsec_buf_append_u8(&b, '.')));
     append_b64(&b, payload);
     uint8_t mac[IOTSEC_HMAC_SHA256_LEN];
-    assert_true(
-        iotsec_ok(iotsec_hmac_sha256(iotsec_slice_from_str(secret), iotsec_buf_slice(&b), mac)));
+    assert_true(iotsec_ok(iotsec_hmac_sha256(secret, iotsec_buf_slice(&b), mac)));
     assert_true(iotsec_ok(iotsec_buf_append_u8(&b, '.')));
     assert_true(iotsec_ok(iotsec_base64url_encode(iotsec_slice_make(mac, sizeof(mac)), &b)));
+    assert_true(iotsec_ok(iotsec_buf_terminate(&b)));
+    char *s = strdup((const char *)b.ptr);
+    iotsec_buf_free(&b);
+    return s;
+}
+
+static char *craft(const char *header, const char *payload, const char *secret)
+{
+    return craft_key(header, payload, iotsec_slice_from_str(secret));
+}
+
+/* A token with this header and payload and exactly these signature bytes. */
+static char *craft_sig(const char *header, const char *payload, const uint8_t *sig, size_t n)
+{
+    struct iotsec_buf b = {0};
+    append_b64(&b, header);
+    assert_true(iotsec_ok(iotsec_buf_append_u8(&b, '.')));
+    append_b64(&b, payload);
+    assert_true(iotsec_ok(iotsec_buf_append_u8(&b, '.')));
+    assert_true(iotsec_ok(iotsec_base64url_encode(iotsec_slice_make(sig, n), &b)));
     assert_true(iotsec_ok(iotsec_buf_terminate(&b)));
     char *s = strdup((const char *)b.ptr);
     iotsec_buf_free(&b);
@@ -187,6 +213,122 @@ static void rfc7515_a1_verifies(void **state)
     bad[sizeof(RFC_TOKEN) - 3] ^= 1;
     refused(k, &o, bad, strlen(bad), 1300819000, "jwt: signature does not verify");
     iotsec_jwt_key_free(k);
+}
+
+static struct iotsec_key *p256_from_jwk(const json_t *jwk);
+
+/* RFC 7519 section 3.1: the example JWT is the RFC 7515 A.1 token (same header, claims,
+ * key and signature), so its claims set is checked here member by member; section 6.1
+ * (and RFC 7515 A.5): the unsecured JWT, alg none with an empty signature, refused. */
+static void rfc7519_examples(void **state)
+{
+    (void)state;
+    struct iotsec_jwt_key *k = rfc_key();
+    json_t *h = NULL, *p = NULL;
+    if (!iotsec_ok(iotsec_jwt_verify_signature(k, iotsec_slice_from_str(RFC_TOKEN), &h, &p)))
+        fail_msg("%s", iotsec_error_message());
+    assert_string_equal(json_string_value(json_object_get(h, "typ")), "JWT");
+    assert_int_equal(json_object_size(h), 2);
+    assert_int_equal(json_object_size(p), 3);
+    json_decref(h);
+    json_decref(p);
+    /* The claims at a fixed time before exp (2011-03-22T18:43:00Z), with an audience
+     * check that this token cannot meet: exp, iat and iss pass, aud is what refuses. */
+    struct iotsec_jwt_options o = {.issuer = "joe", .leeway_sec = IOTSEC_JWT_NO_LEEWAY};
+    refused(k, &o, RFC_TOKEN, strlen(RFC_TOKEN), 1300819379, "jwt: token has no audience");
+    refused(k, &o, RFC_TOKEN, strlen(RFC_TOKEN), 1300819380,
+            "jwt: token expired at 2011-03-22T18:43:00Z");
+    o.issuer = NULL;
+    refused(k, &o, RFC_TOKEN, strlen(RFC_TOKEN), 1300819379,
+            "jwt: token issuer is not iot-platform");
+    /* Section 6.1: unsecured. */
+    static const char unsecured[] =
+        "eyJhbGciOiJub25lIn0"
+        ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290"
+        "Ijp0cnVlfQ.";
+    assert_false(
+        iotsec_ok(iotsec_jwt_verify_signature(k, iotsec_slice_from_str(unsecured), NULL, NULL)));
+    assert_string_equal(iotsec_error_message(), "jwt: token has no signature");
+    /* With the A.1 signature pasted on, it is refused for what it is. */
+    char pasted[512];
+    snprintf(pasted, sizeof(pasted), "%s%s", unsecured, strrchr(RFC_TOKEN, '.') + 1);
+    assert_false(
+        iotsec_ok(iotsec_jwt_verify_signature(k, iotsec_slice_from_str(pasted), NULL, NULL)));
+    assert_string_equal(iotsec_error_message(), "jwt: algorithm none is not accepted");
+    iotsec_jwt_key_free(k);
+}
+
+/* ---- RFC 7515 Appendix A.3 (ES256) ---- */
+
+static const char RFC_A3_TOKEN[] =
+    "eyJhbGciOiJFUzI1NiJ9"
+    ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0"
+    "cnVlfQ"
+    ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+static const char RFC_A3_X[] = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+static const char RFC_A3_Y[] = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+/* The A.3 JWK (d, x, y) as PKCS#8, so that the same key also exercises PEM loading. */
+static const char RFC_A3_PEM[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjpsQnnGQmL+YBIff\n"
+    "H1136cspYG6+0iY7X1fCE9+E9LKhRANCAAR/zc4ncPbEXUGDy+5v20t7WAczNXvp\n"
+    "7xO6z248e9FURcfxRM0bvZt+hyzf7bnuufSzaV1uqQskrYpGIyiFiOWt\n"
+    "-----END PRIVATE KEY-----\n";
+
+static struct iotsec_key *rfc_a3_public(void)
+{
+    json_t *jwk = json_pack("{s:s,s:s}", "x", RFC_A3_X, "y", RFC_A3_Y);
+    struct iotsec_key *k = p256_from_jwk(jwk);
+    json_decref(jwk);
+    return k;
+}
+
+static void rfc7515_a3_verifies(void **state)
+{
+    (void)state;
+    struct iotsec_key *pub = rfc_a3_public();
+    struct iotsec_jwt_key *k = NULL;
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(pub, NULL, &k)));
+    json_t *h = NULL, *p = NULL;
+    if (!iotsec_ok(iotsec_jwt_verify_signature(k, iotsec_slice_from_str(RFC_A3_TOKEN), &h, &p)))
+        fail_msg("%s", iotsec_error_message());
+    assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
+    assert_string_equal(json_string_value(json_object_get(p, "iss")), "joe");
+    assert_int_equal(json_integer_value(json_object_get(p, "exp")), 1300819380);
+    json_decref(h);
+    json_decref(p);
+    struct iotsec_jwt_options o = {.issuer = "joe", .leeway_sec = IOTSEC_JWT_NO_LEEWAY};
+    refused(k, &o, RFC_A3_TOKEN, strlen(RFC_A3_TOKEN), 1300819379, "jwt: token has no audience");
+    refused(k, &o, RFC_A3_TOKEN, strlen(RFC_A3_TOKEN), 1300819380,
+            "jwt: token expired at 2011-03-22T18:43:00Z");
+    /* One bit of s, one bit of the payload: refused. */
+    char bad[sizeof(RFC_A3_TOKEN)];
+    memcpy(bad, RFC_A3_TOKEN, sizeof(bad));
+    bad[sizeof(bad) - 4] ^= 1;
+    refused(k, &o, bad, strlen(bad), 1300819000, "jwt: signature does not verify");
+    memcpy(bad, RFC_A3_TOKEN, sizeof(bad));
+    bad[30] = bad[30] == 'A' ? 'B' : 'A';
+    refused(k, &o, bad, strlen(bad), 1300819000, "jwt: signature does not verify");
+    /* The A.3 token on the A.1 HMAC key: the key's algorithm decides. */
+    struct iotsec_jwt_key *hk = rfc_key();
+    refused(hk, &o, RFC_A3_TOKEN, strlen(RFC_A3_TOKEN), 1300819000,
+            "jwt: token algorithm is not HS256");
+    /* The private key of A.3 signs tokens that the RFC's public key verifies. */
+    struct iotsec_key *priv = NULL;
+    assert_true(iotsec_ok(iotsec_key_from_pem(iotsec_slice_from_str(RFC_A3_PEM), &priv)));
+    struct iotsec_jwt_key *signer = NULL;
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(priv, NULL, &signer)));
+    struct iotsec_jwt_claims cl = {.device_id = "dev-a3"};
+    struct iotsec_buf tok = {0};
+    assert_true(iotsec_ok(iotsec_jwt_issue(signer, NULL, &cl, NOW, &tok)));
+    assert_true(iotsec_ok(iotsec_buf_terminate(&tok)));
+    verify_ok(k, NULL, (const char *)tok.ptr, NOW);
+    iotsec_buf_free(&tok);
+    iotsec_jwt_key_free(signer);
+    iotsec_jwt_key_free(hk);
+    iotsec_jwt_key_free(k);
+    iotsec_key_free(priv);
+    iotsec_key_free(pub);
 }
 
 /* ---- round trips ---- */
@@ -337,9 +479,67 @@ static void refuses_alg_confusion(void **state)
     char *t = craft(HS_HDR, claims_with(""), (const char *)pem.ptr);
     refused_str(k, t, "jwt: token algorithm is not ES256, the key's algorithm");
     free(t);
+    /* The other public forms an attacker can fetch: the SEC1 point, and the JWKS text. */
+    uint8_t point[1 + 2 * IOTSEC_P256_COORD_LEN] = {0x04};
+    assert_true(
+        iotsec_ok(iotsec_key_ec_p256_public_xy(pub, point + 1, point + 1 + IOTSEC_P256_COORD_LEN)));
+    t = craft_key(HS_HDR, claims_with(""), iotsec_slice_make(point, sizeof(point)));
+    refused_str(k, t, "jwt: token algorithm is not ES256, the key's algorithm");
+    free(t);
+    struct iotsec_jwt_key *named = NULL;
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(pub, "k", &named)));
+    const struct iotsec_jwt_key *set[] = {named};
+    struct iotsec_buf jwks = {0};
+    assert_true(iotsec_ok(iotsec_jwks_write(set, 1, &jwks)));
+    t = craft_key(HS_HDR, claims_with(""), iotsec_buf_slice(&jwks));
+    refused_str(k, t, "jwt: token algorithm is not ES256, the key's algorithm");
+    free(t);
+    iotsec_buf_free(&jwks);
+    iotsec_jwt_key_free(named);
     iotsec_buf_free(&pem);
     iotsec_jwt_key_free(k);
     iotsec_key_free(pub);
+}
+
+/* Signatures that a careless ES256 verifier has accepted: r = s = 0 (CVE-2022-21449),
+ * r and s equal to the group order n (reduced mod n, also zero), and a DER signature
+ * where the raw 64-byte r||s of RFC 7518 section 3.4 belongs. */
+static void refuses_es256_forgeries(void **state)
+{
+    (void)state;
+    struct iotsec_key *ec = NULL;
+    assert_true(iotsec_ok(iotsec_key_generate(IOTSEC_KEY_EC_P256, &ec)));
+    struct iotsec_jwt_key *k = NULL;
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(ec, NULL, &k)));
+    static const char ES_HDR[] = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
+    uint8_t sig[64] = {0};
+    char *t = craft_sig(ES_HDR, claims_with(""), sig, sizeof(sig));
+    refused_str(k, t, "jwt: signature does not verify");
+    free(t);
+    static const uint8_t order[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+                                      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+                                      0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+    memcpy(sig, order, 32);
+    memcpy(sig + 32, order, 32);
+    t = craft_sig(ES_HDR, claims_with(""), sig, sizeof(sig));
+    refused_str(k, t, "jwt: signature does not verify");
+    free(t);
+    /* A real signature over the right input, but DER-encoded. */
+    struct iotsec_buf input = {0}, der = {0};
+    append_b64(&input, ES_HDR);
+    assert_true(iotsec_ok(iotsec_buf_append_u8(&input, '.')));
+    append_b64(&input, claims_with(""));
+    assert_true(iotsec_ok(iotsec_sign(ec, iotsec_buf_slice(&input), &der)));
+    t = craft_sig(ES_HDR, claims_with(""), der.ptr, der.len);
+    char expect[64];
+    snprintf(expect, sizeof(expect), "jwt: ES256 signature is %zu bytes, expected 64", der.len);
+    refused_str(k, t, expect);
+    free(t);
+    iotsec_buf_free(&input);
+    iotsec_buf_free(&der);
+    iotsec_jwt_key_free(k);
+    iotsec_key_free(ec);
 }
 
 static void refuses_altered_tokens(void **state)
@@ -723,15 +923,231 @@ static void wycheproof_jws(void **state)
     assert_int_equal(contradicted, 2);
 }
 
+/* ---- JWKS ---- */
+
+/* A P-256 key whose x coordinate begins with a zero byte: JWK needs it left-padded. */
+static const char LEADING_ZERO_PEM[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSTL9bXnvHpSXTr2J\n"
+    "3sKx+ISG/AxCw8WvWSFNLd99UJyhRANCAAQA7+zTePRAnA5fTqt70ldhDxiNb0tw\n"
+    "o7DuMqbpVWHxw7ts0Gp4IIIG4IElaPNsP4BCdmHXMcRfLbgVjc7hRny3\n"
+    "-----END PRIVATE KEY-----\n";
+
+static char *jwks_of(const struct iotsec_jwt_key *const *keys, size_t n)
+{
+    struct iotsec_buf b = {0};
+    if (!iotsec_ok(iotsec_jwks_write(keys, n, &b)))
+        fail_msg("%s", iotsec_error_message());
+    assert_true(iotsec_ok(iotsec_buf_terminate(&b)));
+    char *s = strdup((const char *)b.ptr);
+    iotsec_buf_free(&b);
+    return s;
+}
+
+static void jwks_of_known_keys(void **state)
+{
+    (void)state;
+    struct iotsec_key *a3 = NULL, *lz = NULL, *a3_pub = rfc_a3_public();
+    assert_true(iotsec_ok(iotsec_key_from_pem(iotsec_slice_from_str(RFC_A3_PEM), &a3)));
+    assert_true(iotsec_ok(iotsec_key_from_pem(iotsec_slice_from_str(LEADING_ZERO_PEM), &lz)));
+    struct iotsec_jwt_key *ka = NULL, *kl = NULL, *kp = NULL;
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(a3, "rfc7515-a3", &ka)));
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(lz, "2026-01", &kl)));
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(a3_pub, "rfc7515-a3", &kp)));
+    const struct iotsec_jwt_key *one[] = {ka};
+    char *doc = jwks_of(one, 1);
+    assert_string_equal(doc, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+                             "\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                             "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\","
+                             "\"kid\":\"rfc7515-a3\",\"alg\":\"ES256\",\"use\":\"sig\"}]}");
+    /* A private key publishes exactly what its public half does: no d, nothing more. */
+    const struct iotsec_jwt_key *pub_only[] = {kp};
+    char *doc_pub = jwks_of(pub_only, 1);
+    assert_string_equal(doc, doc_pub);
+    free(doc_pub);
+    free(doc);
+    /* Two keys, in the order given; the zero byte at the front of x is kept ("AO..."). */
+    const struct iotsec_jwt_key *two[] = {kl, ka};
+    doc = jwks_of(two, 2);
+    assert_non_null(strstr(doc, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\","
+                                "\"x\":\"AO_s03j0QJwOX06re9JXYQ8YjW9LcKOw7jKm6VVh8cM\","
+                                "\"y\":\"u2zQanggggbggSVo82w_gEJ2YdcxxF8tuBWNzuFGfLc\","
+                                "\"kid\":\"2026-01\",\"alg\":\"ES256\",\"use\":\"sig\"},"
+                                "{\"kty\":\"EC\""));
+    assert_null(strstr(doc, "\"d\""));
+    free(doc);
+    iotsec_jwt_key_free(ka);
+    iotsec_jwt_key_free(kl);
+    iotsec_jwt_key_free(kp);
+    iotsec_key_free(a3);
+    iotsec_key_free(lz);
+    iotsec_key_free(a3_pub);
+}
+
+/* x and y through OpenSSL alone (EVP_PKEY_fromdata), as a foreign verifier would. */
+static EVP_PKEY *pkey_from_jwk(const json_t *jwk)
+{
+    uint8_t point[1 + 2 * IOTSEC_P256_COORD_LEN] = {0x04};
+    struct iotsec_buf x = {0}, y = {0};
+    assert_true(iotsec_ok(iotsec_base64url_decode(
+        iotsec_slice_from_str(json_string_value(json_object_get(jwk, "x"))), &x)));
+    assert_true(iotsec_ok(iotsec_base64url_decode(
+        iotsec_slice_from_str(json_string_value(json_object_get(jwk, "y"))), &y)));
+    assert_int_equal(x.len, IOTSEC_P256_COORD_LEN);
+    assert_int_equal(y.len, IOTSEC_P256_COORD_LEN);
+    memcpy(point + 1, x.ptr, IOTSEC_P256_COORD_LEN);
+    memcpy(point + 1 + IOTSEC_P256_COORD_LEN, y.ptr, IOTSEC_P256_COORD_LEN);
+    iotsec_buf_free(&x);
+    iotsec_buf_free(&y);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    assert_non_null(bld);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0),
+                     1);
+    assert_int_equal(
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)), 1);
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *pkey = NULL;
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
+    /* The point is on the curve (fromdata alone does not promise that). */
+    EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    assert_int_equal(EVP_PKEY_public_check(check), 1);
+    EVP_PKEY_CTX_free(check);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
+static void jwks_round_trips_through_openssl(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    struct iotsec_key *ec[N];
+    struct iotsec_jwt_key *k[N];
+    const char *kids[N] = {"a", "b", "c"};
+    for (int i = 0; i < N; i++) {
+        assert_true(iotsec_ok(iotsec_key_generate(IOTSEC_KEY_EC_P256, &ec[i])));
+        assert_true(iotsec_ok(iotsec_jwt_key_es256(ec[i], kids[i], &k[i])));
+    }
+    const struct iotsec_jwt_key *set[N] = {k[0], k[1], k[2]};
+    char *doc = jwks_of(set, N);
+    /* Our own strict parser accepts it (no duplicate members, nothing trailing). */
+    json_t *root = NULL;
+    assert_true(iotsec_ok(iotsec_json_parse(iotsec_slice_from_str(doc), NULL, &root)));
+    assert_int_equal(json_object_size(root), 1);
+    json_t *keys = json_object_get(root, "keys");
+    assert_int_equal(json_array_size(keys), N);
+    for (int i = 0; i < N; i++) {
+        const json_t *jwk = json_array_get(keys, (size_t)i);
+        assert_int_equal(json_object_size(jwk), 7);
+        assert_string_equal(json_string_value(json_object_get(jwk, "kty")), "EC");
+        assert_string_equal(json_string_value(json_object_get(jwk, "crv")), "P-256");
+        assert_string_equal(json_string_value(json_object_get(jwk, "alg")), "ES256");
+        assert_string_equal(json_string_value(json_object_get(jwk, "use")), "sig");
+        assert_string_equal(json_string_value(json_object_get(jwk, "kid")), kids[i]);
+        assert_int_equal(strlen(json_string_value(json_object_get(jwk, "x"))), 43);
+        assert_int_equal(strlen(json_string_value(json_object_get(jwk, "y"))), 43);
+        /* The rebuilt key is the same public key: byte-equal SubjectPublicKeyInfo PEM. */
+        EVP_PKEY *rebuilt = pkey_from_jwk(jwk);
+        BIO *bio = BIO_new(BIO_s_mem());
+        assert_int_equal(PEM_write_bio_PUBKEY(bio, rebuilt), 1);
+        char *data = NULL;
+        long n = BIO_get_mem_data(bio, &data);
+        struct iotsec_buf pem = {0};
+        assert_true(iotsec_ok(iotsec_key_public_to_pem(ec[i], &pem)));
+        assert_int_equal((size_t)n, pem.len);
+        assert_memory_equal(data, pem.ptr, pem.len);
+        BIO_free(bio);
+        EVP_PKEY_free(rebuilt);
+        iotsec_buf_free(&pem);
+        /* And a token key i issues verifies with the key rebuilt from its JWK. */
+        struct iotsec_key *from_jwk = p256_from_jwk(jwk);
+        struct iotsec_jwt_key *v = NULL;
+        assert_true(iotsec_ok(iotsec_jwt_key_es256(from_jwk, kids[i], &v)));
+        struct iotsec_jwt_claims cl = {.device_id = "dev-jwks"};
+        struct iotsec_buf tok = {0};
+        assert_true(iotsec_ok(iotsec_jwt_issue(k[i], NULL, &cl, NOW, &tok)));
+        assert_true(iotsec_ok(iotsec_jwt_verify(v, NULL, iotsec_buf_slice(&tok), NOW, NULL)));
+        iotsec_buf_free(&tok);
+        iotsec_jwt_key_free(v);
+        iotsec_key_free(from_jwk);
+    }
+    json_decref(root);
+    free(doc);
+    for (int i = 0; i < N; i++) {
+        iotsec_jwt_key_free(k[i]);
+        iotsec_key_free(ec[i]);
+    }
+}
+
+static void jwks_refused(const struct iotsec_jwt_key *const *keys, size_t n, const char *message)
+{
+    struct iotsec_buf b = {0};
+    assert_false(iotsec_ok(iotsec_jwks_write(keys, n, &b)));
+    assert_int_equal(b.len, 0);
+    assert_int_equal(iotsec_error_code(), IOTSEC_ERR_INVALID_ARG);
+    if (strstr(iotsec_error_message(), message) == NULL)
+        fail_msg("expected '%s', got '%s'", message, iotsec_error_message());
+    json_t *set = (json_t *)1;
+    assert_false(iotsec_ok(iotsec_jwks_build(keys, n, &set)));
+    assert_null(set);
+    iotsec_buf_free(&b);
+}
+
+static void jwks_refuses_secrets_and_unnamed_keys(void **state)
+{
+    (void)state;
+    struct iotsec_key *ec = NULL;
+    assert_true(iotsec_ok(iotsec_key_generate(IOTSEC_KEY_EC_P256, &ec)));
+    struct iotsec_jwt_key *hs = NULL, *es = NULL, *es2 = NULL, *unnamed = NULL;
+    assert_true(
+        iotsec_ok(iotsec_jwt_key_hs256(iotsec_slice_make(SECRET, strlen(SECRET)), "hs", &hs)));
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(ec, "k1", &es)));
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(ec, "k1", &es2)));
+    assert_true(iotsec_ok(iotsec_jwt_key_es256(ec, NULL, &unnamed)));
+    const struct iotsec_jwt_key *with_hs[] = {es, hs};
+    jwks_refused(with_hs, 2, "jwks: key 1 is HS256, whose secret must never be published");
+    const struct iotsec_jwt_key *no_kid[] = {unnamed};
+    jwks_refused(no_kid, 1, "jwks: key 0 has no kid");
+    const struct iotsec_jwt_key *dup[] = {es, es2};
+    jwks_refused(dup, 2, "jwks: keys 0 and 1 share the kid 'k1'");
+    const struct iotsec_jwt_key *hole[] = {es, NULL};
+    jwks_refused(hole, 2, "jwks: key 1 is missing");
+    jwks_refused(no_kid, 0, "jwks: a key set needs at least one key");
+    const struct iotsec_jwt_key *many[IOTSEC_JWKS_MAX_KEYS + 1];
+    for (size_t i = 0; i <= IOTSEC_JWKS_MAX_KEYS; i++)
+        many[i] = es;
+    jwks_refused(many, IOTSEC_JWKS_MAX_KEYS + 1, "jwks: 17 keys exceed the limit of 16");
+    /* Coordinates exist only for P-256 keys. */
+    struct iotsec_key *ed = NULL;
+    uint8_t x[IOTSEC_P256_COORD_LEN], y[IOTSEC_P256_COORD_LEN];
+    assert_true(iotsec_ok(iotsec_key_generate(IOTSEC_KEY_ED25519, &ed)));
+    assert_false(iotsec_ok(iotsec_key_ec_p256_public_xy(ed, x, y)));
+    assert_int_equal(iotsec_error_code(), IOTSEC_ERR_INVALID_ARG);
+    iotsec_key_free(ed);
+    /* The secret bytes appear in no error message. */
+    assert_null(strstr(iotsec_error_message(), SECRET));
+    iotsec_jwt_key_free(hs);
+    iotsec_jwt_key_free(es);
+    iotsec_jwt_key_free(es2);
+    iotsec_jwt_key_free(unnamed);
+    iotsec_key_free(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base64url_is_strict),
         cmocka_unit_test(rfc7515_a1_verifies),
+        cmocka_unit_test(rfc7519_examples),
+        cmocka_unit_test(rfc7515_a3_verifies),
         cmocka_unit_test(hs256_round_trip),
         cmocka_unit_test(es256_round_trip),
         cmocka_unit_test(refuses_alg_none),
         cmocka_unit_test(refuses_alg_confusion),
+        cmocka_unit_test(refuses_es256_forgeries),
         cmocka_unit_test(refuses_altered_tokens),
         cmocka_unit_test(refuses_bad_times),
         cmocka_unit_test(checks_issuer_and_audience),
@@ -740,6 +1156,9 @@ int main(void)
         cmocka_unit_test(refuses_revoked_jti),
         cmocka_unit_test(refuses_weak_keys_and_bad_args),
         cmocka_unit_test(wycheproof_jws),
+        cmocka_unit_test(jwks_of_known_keys),
+        cmocka_unit_test(jwks_round_trips_through_openssl),
+        cmocka_unit_test(jwks_refuses_secrets_and_unnamed_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
