@@ -73,9 +73,12 @@ static void enrol(struct fixture *f, const char *id, bool renew, struct iotsec_b
 {
     struct iotsec_key *key = NULL;
     assert_true(iotsec_ok(iotsec_key_generate(IOTSEC_KEY_EC_P256, &key)));
-    struct iotsec_registry_enrolment e = {
-        .device_id = id, .model = "m1", .validity_days = 30, .now = NOW, .public_key = key,
-        .renew = renew};
+    struct iotsec_registry_enrolment e = {.device_id = id,
+                                          .model = "m1",
+                                          .validity_days = 30,
+                                          .now = NOW,
+                                          .public_key = key,
+                                          .renew = renew};
     iotsec_result r = iotsec_registry_enrol(f->store, f->ca, &e, cert, NULL);
     if (!iotsec_ok(r))
         fail_msg("enrol %s: %s", id, iotsec_error_message());
@@ -126,8 +129,8 @@ static void test_lifecycle_refusals(void **state)
 
     /* Revocation is final, and the CRL lists both certificates. */
     size_t n = 0;
-    assert_true(iotsec_ok(iotsec_registry_revoke(f->store, "dev-1",
-                                                 IOTSEC_PKI_REASON_KEY_COMPROMISE, NOW + 3, &n)));
+    assert_true(iotsec_ok(
+        iotsec_registry_revoke(f->store, "dev-1", IOTSEC_PKI_REASON_KEY_COMPROMISE, NOW + 3, &n)));
     assert_int_equal(n, 1);
     assert_int_equal(check(f, &renewed, NOW + 120), IOTSEC_REGISTRY_BAD_CERTIFICATE);
     struct iotsec_pki_peer current;
