@@ -36,12 +36,20 @@ https_make_pki() {
     rm -f "$w/certs/ca-root.key" "$w/certs/server.csr"
 }
 
+# https_alive PID: true while PID runs. Not `kill -0` alone: a child that has exited stays
+# a zombie until it is waited for, and kill -0 still succeeds on it.
+https_alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 # https_wait_port PORT PID: true once something accepts on 127.0.0.1:PORT (at most ~5 s),
 # false at once if PID has died.
 https_wait_port() {
     local port=$1 pid=$2 i
     for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 1
+        https_alive "$pid" || return 1
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
@@ -144,7 +152,7 @@ https_stop_all() {
     for pid in "${https_pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || continue
         for ((i = 0; i < 30; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
+            https_alive "$pid" || break
             sleep 0.1
         done
         kill -KILL "$pid" 2>/dev/null || true
