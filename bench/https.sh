@@ -37,18 +37,19 @@ trap 'https_stop_all; rm -rf "$HTTPS_WORK"' EXIT
 
 https_make_pki
 
-# run_both NAME PORT: both modes against one server; sets <NAME>_ka and <NAME>_hs to the
-# load generator's summary lines.
-run_both() {
-    local name=$1 port=$2 ka hs
-    ka=$(https_loadgen "$port" keepalive "$seconds" --connections "$connections" \
-        --threads "$threads" --devices "$devices")
-    hs=$(https_loadgen "$port" handshake "$seconds" --connections "$hs_connections" \
-        --threads "$threads" --devices "$devices")
-    printf -v "${name}_ka" '%s' "$ka"
-    printf -v "${name}_hs" '%s' "$hs"
-    report "$name" "keep-alive telemetry" "$ka" rps "req/s"
-    report "$name" "full handshakes" "$hs" hps "handshakes/s"
+# run_mode NAME PORT MODE: one run; sets <NAME>_<MODE> to the load generator's summary line.
+run_mode() {
+    local name=$1 port=$2 mode=$3 line
+    if [[ "$mode" == keepalive ]]; then
+        line=$(https_loadgen "$port" keepalive "$seconds" --connections "$connections" \
+            --threads "$threads" --devices "$devices")
+        report "$name" "keep-alive telemetry" "$line" rps "req/s"
+    else
+        line=$(https_loadgen "$port" handshake "$seconds" --connections "$hs_connections" \
+            --threads "$threads" --devices "$devices")
+        report "$name" "full handshakes" "$line" hps "handshakes/s"
+    fi
+    printf -v "${name}_${mode}" '%s' "$line"
 }
 
 # report NAME WHAT LINE FIELD UNIT
@@ -64,42 +65,50 @@ report() {
 # per_second LINE FIELD: FIELD divided by the run's seconds.
 per_second() {
     awk -v n="$(https_field "$1" "$2")" -v s="$(https_field "$1" seconds)" \
-        'BEGIN { printf "%.1f", s > 0 ? n / s : 0 }'
+        'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'
 }
 
 echo "machine: $(nproc) cores, load generator ($threads thread(s)) on the same cores; ${seconds}s per run"
 
-# --- the reference: nginx ---------------------------------------------------------------
+# Both servers are up at once (an idle one costs nothing) and their runs alternate, so that
+# a change in what else the shared cores are doing lands on both sides of a ratio.
 https_start_nginx
-run_both nginx "$NGINX_PORT"
+have_iotsecd=false
+if [[ -x "$build/iotsecd" ]]; then
+    https_start_iotsecd "$build/iotsecd"
+    have_iotsecd=true
+fi
+for mode in keepalive handshake; do
+    run_mode nginx "$NGINX_PORT" "$mode"
+    if $have_iotsecd; then run_mode iotsecd "$IOTSECD_PORT" "$mode"; fi
+done
 https_stop_all
+
 # The reference must be sound, or every ratio below is meaningless.
-for l in "$nginx_ka" "$nginx_hs"; do
+for l in "$nginx_keepalive" "$nginx_handshake"; do
     if [[ "$(https_field "$l" errors)" != 0 || "$(https_field "$l" status_2xx)" == 0 ||
         "$(https_field "$l" requests)" != "$(https_field "$l" status_2xx)" ]]; then
         echo "https.sh: the nginx reference run was not clean: $l" >&2
         exit 1
     fi
 done
-
-# --- iotsecd ----------------------------------------------------------------------------
-if [[ ! -x "$build/iotsecd" ]]; then
+if ! $have_iotsecd; then
     echo "iotsecd: not built, skipped"
     exit 0
 fi
-https_start_iotsecd "$build/iotsecd"
-run_both iotsecd "$IOTSECD_PORT"
-https_stop_all
 
 # Telemetry is compared on answers that accepted it (2xx): a server that refuses fast
 # (429, 403) must not look fast. Full handshakes count as they complete.
-awk -v a="$(per_second "$iotsecd_ka" status_2xx)" -v b="$(per_second "$nginx_ka" status_2xx)" \
-    -v pa="$(https_field "$iotsecd_ka" p99_ms)" -v pb="$(https_field "$nginx_ka" p99_ms)" 'BEGIN {
+awk -v a="$(per_second "$iotsecd_keepalive" status_2xx)" \
+    -v b="$(per_second "$nginx_keepalive" status_2xx)" \
+    -v pa="$(https_field "$iotsecd_keepalive" p99_ms)" \
+    -v pb="$(https_field "$nginx_keepalive" p99_ms)" 'BEGIN {
     printf "ratio telemetry 2xx/s iotsecd/nginx: %.2f (%.0f vs %.0f; p99 %s ms vs %s ms)\n",
-        b > 0 ? a / b : 0, a, b, pa, pb
+        (b > 0 ? a / b : 0), a, b, pa, pb
 }'
-awk -v a="$(https_field "$iotsecd_hs" hps)" -v b="$(https_field "$nginx_hs" hps)" \
-    -v pa="$(https_field "$iotsecd_hs" p99_ms)" -v pb="$(https_field "$nginx_hs" p99_ms)" 'BEGIN {
+awk -v a="$(https_field "$iotsecd_handshake" hps)" -v b="$(https_field "$nginx_handshake" hps)" \
+    -v pa="$(https_field "$iotsecd_handshake" p99_ms)" \
+    -v pb="$(https_field "$nginx_handshake" p99_ms)" 'BEGIN {
     printf "ratio full handshakes/s iotsecd/nginx: %.2f (%.0f vs %.0f; p99 %s ms vs %s ms)\n",
-        b > 0 ? a / b : 0, a, b, pa, pb
+        (b > 0 ? a / b : 0), a, b, pa, pb
 }'
