@@ -42,6 +42,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1026,6 +1027,19 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    /* Every connection is a descriptor: raise the soft limit as far as allowed, and refuse
+     * a run that cannot open them all rather than count EMFILE as the server's errors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)cfg.connections + 32 + cfg.threads > rl.rlim_cur) {
+        fprintf(stderr, "bench_loadgen: %u connections need more descriptors than ulimit -n %llu\n",
+                cfg.connections, (unsigned long long)rl.rlim_cur);
+        return 1;
+    }
     if (setup_tls() != 0)
         return 1;
 
