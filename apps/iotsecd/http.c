@@ -99,8 +99,8 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
         return NULL;
     }
     /* From here the SSL owns conn (its ex_data free callback releases it). */
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         SSL_free(ssl);
         return NULL;
@@ -207,7 +207,7 @@ static const char *reason_phrase(int status)
 }
 
 static void send_reply(struct evhttp_request *req, struct iotsecd_conn *conn, int route, int status,
-                 struct evbuffer *body, const char *content_type, int64_t started_us)
+                       struct evbuffer *body, const char *content_type, int64_t started_us)
 {
     struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
     evhttp_add_header(headers, "Content-Type", content_type);
@@ -387,8 +387,8 @@ static iotsec_result worker_init(struct iotsecd *server, struct iotsecd_worker *
     w->wake = event_new(w->base, -1, 0, drain_completions, w);
     w->stop = event_new(w->base, -1, 0, stop_requested, w);
     w->drain_timer = evtimer_new(w->base, drain_poll, w);
-    IOTSEC_ENSURE(w->wake != NULL && w->stop != NULL && w->drain_timer != NULL,
-                  IOTSEC_ERR_NOMEM, "out of memory");
+    IOTSEC_ENSURE(w->wake != NULL && w->stop != NULL && w->drain_timer != NULL, IOTSEC_ERR_NOMEM,
+                  "out of memory");
     /* The wake event stays pending so that event_active from the writer always finds it. */
     char path[IOTSECD_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/store.db", server->cfg.data_dir);

@@ -128,7 +128,7 @@ struct iotsecd_worker {
     struct iotsec_store *store;
     struct iotsec_pki_verifier *verifier;
     unsigned verifier_generation;
-    int64_t crl_checked_ms;  /* when ca.crl's mtime was last looked at */
+    int64_t crl_checked_ms; /* when ca.crl's mtime was last looked at */
     int64_t crl_mtime_ns;
     pthread_mutex_t done_lock;
     struct iotsecd_pending *done; /* completions from the writer */

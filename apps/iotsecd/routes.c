@@ -60,14 +60,14 @@ static bool source_blocked(struct request *r)
         return false;
     conn->block_checked_ms = now_ms;
     bool blocked = false;
-    if (!iotsec_ok(iotsec_store_block_check(conn->worker->store, conn->peer_ip, now_ms, &blocked,
-                                            NULL)))
+    if (!iotsec_ok(
+            iotsec_store_block_check(conn->worker->store, conn->peer_ip, now_ms, &blocked, NULL)))
         blocked = true; /* fail closed */
     if (!blocked && conn->device_id[0] != '\0') {
         char source[16 + IOTSEC_PKI_DEVICE_ID_MAX];
         snprintf(source, sizeof(source), "device:%s", conn->device_id);
-        if (!iotsec_ok(iotsec_store_block_check(conn->worker->store, source, now_ms, &blocked,
-                                                NULL)))
+        if (!iotsec_ok(
+                iotsec_store_block_check(conn->worker->store, source, now_ms, &blocked, NULL)))
             blocked = true;
     }
     if (blocked) {
@@ -90,8 +90,7 @@ static bool identity_ok(struct request *r)
 
 static bool json_content(struct request *r)
 {
-    const char *type =
-        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
     if (type == NULL)
         return false;
     size_t n = strcspn(type, ";");
@@ -125,10 +124,10 @@ static bool rate_limited(struct request *r, const char *identity)
     snprintf(value, sizeof(value), "%lld", (long long)retry_s);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", value);
     atomic_fetch_add(&r->server->metrics.rate_limited, 1);
-    iotsecd_reply_json(r->req, r->conn, r->route, 429,
-                       json_pack("{s:s,s:I}", "error", "Rate limit exceeded", "retryAfter",
-                                 (json_int_t)retry_s),
-                       r->started_us);
+    iotsecd_reply_json(
+        r->req, r->conn, r->route, 429,
+        json_pack("{s:s,s:I}", "error", "Rate limit exceeded", "retryAfter", (json_int_t)retry_s),
+        r->started_us);
     return true;
 }
 
@@ -227,7 +226,8 @@ static void telemetry_post(struct request *r)
     const char *timestamp = json_string_value(json_object_get(doc, "timestamp"));
     struct iotsec_time ts = {0};
     bool same = device_id != NULL && strcmp(device_id, conn->device_id) == 0;
-    bool timed = timestamp != NULL && iotsec_ok(iotsec_time_parse(iotsec_slice_from_str(timestamp), &ts));
+    bool timed =
+        timestamp != NULL && iotsec_ok(iotsec_time_parse(iotsec_slice_from_str(timestamp), &ts));
     json_decref(doc);
     if (!same) {
         fail(r, 403, "device_id is not the authenticated device");
@@ -263,10 +263,10 @@ void iotsecd_complete(struct iotsecd_pending *p)
     /* The connection may have gone meanwhile: libevent then frees the request here. */
     struct iotsecd_conn *conn = iotsecd_conn_of(p->req);
     if (p->ok)
-        iotsecd_reply_json(p->req, conn, p->route, 202,
-                           json_pack("{s:s,s:I}", "status", "accepted", "seq",
-                                     (json_int_t)p->record.seq),
-                           p->started_us);
+        iotsecd_reply_json(
+            p->req, conn, p->route, 202,
+            json_pack("{s:s,s:I}", "status", "accepted", "seq", (json_int_t)p->record.seq),
+            p->started_us);
     else
         iotsecd_reply_error(p->req, conn, p->route, 503, "Telemetry could not be stored",
                             p->started_us);
@@ -281,8 +281,7 @@ static void telemetry_get(struct request *r, const char *device_id)
         return;
     }
     struct iotsec_store_telemetry_list list = {0};
-    if (!iotsec_ok(iotsec_store_telemetry_list(r->conn->worker->store, device_id, 0, 100,
-                                               &list))) {
+    if (!iotsec_ok(iotsec_store_telemetry_list(r->conn->worker->store, device_id, 0, 100, &list))) {
         fail(r, 503, "Telemetry could not be read");
         return;
     }
@@ -290,8 +289,8 @@ static void telemetry_get(struct request *r, const char *device_id)
     for (size_t i = 0; items != NULL && i < list.count; i++) {
         json_t *doc = NULL;
         if (iotsec_ok(iotsec_json_parse(iotsec_slice_from_str(list.items[i].body), NULL, &doc)))
-            json_array_append_new(items, json_pack("{s:I,s:o}", "seq",
-                                                   (json_int_t)list.items[i].seq, "data", doc));
+            json_array_append_new(
+                items, json_pack("{s:I,s:o}", "seq", (json_int_t)list.items[i].seq, "data", doc));
     }
     bool more = list.more;
     iotsec_store_telemetry_list_free(&list);

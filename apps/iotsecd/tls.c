@@ -108,8 +108,8 @@ static bool source_blocked(struct iotsecd_worker *w, const char *source)
     bool blocked = false;
     if (source[0] == '\0')
         return false;
-    if (!iotsec_ok(iotsec_store_block_check(w->store, source, iotsecd_now_us() / 1000, &blocked,
-                                            NULL))) {
+    if (!iotsec_ok(
+            iotsec_store_block_check(w->store, source, iotsecd_now_us() / 1000, &blocked, NULL))) {
         /* Fail closed: a blocklist we cannot read blocks. */
         iotsec_log_error("blocklist lookup failed", IOTSEC_LOG_STR("source", source),
                          IOTSEC_LOG_STR("error", iotsec_error_message()));
@@ -171,7 +171,8 @@ static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509
     struct iotsec_pki_verifier *v = NULL;
     struct iotsec_pki_peer peer;
     enum iotsec_registry_refusal why = IOTSEC_REGISTRY_BAD_CERTIFICATE;
-    bool ok = iotsec_ok(chain_der(chain, leaf, &der)) && iotsec_ok(iotsecd_worker_verifier(w, &v)) &&
+    bool ok = iotsec_ok(chain_der(chain, leaf, &der)) &&
+              iotsec_ok(iotsecd_worker_verifier(w, &v)) &&
               iotsec_ok(iotsec_registry_verify_client(v, w->store, iotsec_buf_slice(&der),
                                                       time(NULL), &peer, &why));
     iotsec_buf_free(&der);
@@ -237,8 +238,8 @@ static iotsec_result load_identity(SSL_CTX *ctx, const char *dir)
     iotsec_result r = iotsec_file_read_private(key, 64 * 1024, &probe);
     iotsec_buf_free(&probe);
     IOTSEC_GUARD(r);
-    IOTSEC_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, cert), IOTSEC_ERR_FORMAT,
-                      "tls: %s", cert);
+    IOTSEC_GUARD_OSSL(SSL_CTX_use_certificate_chain_file(ctx, cert), IOTSEC_ERR_FORMAT, "tls: %s",
+                      cert);
     IOTSEC_GUARD_OSSL(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), IOTSEC_ERR_FORMAT,
                       "tls: %s", key);
     IOTSEC_GUARD_OSSL(SSL_CTX_check_private_key(ctx), IOTSEC_ERR_FORMAT,
@@ -259,8 +260,9 @@ static iotsec_result make_ctx(const struct iotsecd *server, bool device, SSL_CTX
     SSL_CTX_set_timeout(ctx, SESSION_LIFETIME_SEC);
     /* The two listeners never share sessions. */
     static const unsigned char device_sid[] = "iotsecd-device", api_sid[] = "iotsecd-api";
-    IOTSEC_GUARD_OSSL(device ? SSL_CTX_set_session_id_context(ctx, device_sid, sizeof(device_sid) - 1)
-                             : SSL_CTX_set_session_id_context(ctx, api_sid, sizeof(api_sid) - 1),
+    IOTSEC_GUARD_OSSL(device
+                          ? SSL_CTX_set_session_id_context(ctx, device_sid, sizeof(device_sid) - 1)
+                          : SSL_CTX_set_session_id_context(ctx, api_sid, sizeof(api_sid) - 1),
                       IOTSEC_ERR_CRYPTO, "tls: session id context");
     SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     IOTSEC_GUARD(load_identity(ctx, server->cfg.data_dir));
