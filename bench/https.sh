@@ -20,7 +20,7 @@ seconds=${HTTPS_SECONDS:-5}
 connections=${HTTPS_CONNECTIONS:-64}
 hs_connections=${HTTPS_HS_CONNECTIONS:-16}
 threads=${HTTPS_THREADS:-$(nproc)}
-devices=${HTTPS_DEVICES:-100}
+devices=${HTTPS_DEVICES:-1} # iotsecd accepts only the certificate's own device id
 
 IOTSEC=$build/iotsec
 LOADGEN=$build/bench_loadgen

@@ -13,6 +13,8 @@
  */
 #include "cli.h"
 
+#include "iotsec/event.h"
+#include "iotsec/eventlog.h"
 #include "iotsec/file.h"
 #include "iotsec/store.h"
 #include "iotsec/time.h"
@@ -214,6 +216,48 @@ static bool parse_reason(const char *name, enum iotsec_pki_crl_reason *out)
     return false;
 }
 
+/* The change and its security event commit together: the log never misses a revocation
+ * that happened, nor records one that did not. */
+struct change {
+    const char *device_id;
+    const char *action;
+    enum iotsec_pki_crl_reason reason;
+    const char *reason_name;
+    time_t now;
+    size_t certs;
+};
+
+static iotsec_result change_in_tx(struct iotsec_store *s, void *ctx)
+{
+    struct change *c = ctx;
+    bool revoke = strcmp(c->action, "revoke") == 0;
+    if (revoke)
+        IOTSEC_GUARD(iotsec_registry_revoke(s, c->device_id, c->reason, c->now, &c->certs));
+    else
+        IOTSEC_GUARD(
+            iotsec_registry_set_enabled(s, c->device_id, strcmp(c->action, "enable") == 0, c->now));
+    /* Enabling has no event type of its own: it is the lifting of a disable, which the
+     * log already holds. */
+    if (strcmp(c->action, "enable") == 0)
+        return IOTSEC_RESULT_OK;
+    char details[160];
+    if (revoke)
+        snprintf(details, sizeof(details),
+                 "{\"actor\":\"cli\",\"reason\":\"%s\",\"certificatesRevoked\":%zu}",
+                 c->reason_name, c->certs);
+    else
+        snprintf(details, sizeof(details), "{\"actor\":\"cli\"}");
+    struct iotsec_event ev = {
+        .ts = (int64_t)c->now * 1000,
+        .type = revoke ? IOTSEC_EVENT_DEVICE_REVOKED : IOTSEC_EVENT_DEVICE_DISABLED,
+        .device_id = c->device_id,
+        .details = details,
+    };
+    struct iotsec_store_event rec = {0};
+    IOTSEC_GUARD(iotsec_event_to_record(&ev, &rec)); /* rec borrows ev's details */
+    return iotsec_eventlog_append(s, &rec);
+}
+
 static int do_change(const struct device_opts *o, const char *action)
 {
     enum iotsec_pki_crl_reason reason = IOTSEC_PKI_REASON_UNSPECIFIED;
@@ -229,11 +273,14 @@ static int do_change(const struct device_opts *o, const char *action)
     /* The CA is opened first: a change is not made when its CRL cannot be written. */
     bool ok = iotsec_ok(cli_open_store(o->data_dir, &store)) &&
               iotsec_ok(cli_ca_open(o->data_dir, &o->vault, false, &ca));
-    if (ok && strcmp(action, "revoke") == 0)
-        ok = iotsec_ok(iotsec_registry_revoke(store, o->id, reason, now, &certs));
-    else if (ok)
-        ok = iotsec_ok(
-            iotsec_registry_set_enabled(store, o->id, strcmp(action, "enable") == 0, now));
+    struct change change = {.device_id = o->id,
+                            .action = action,
+                            .reason = reason,
+                            .reason_name = o->reason != NULL ? o->reason : "unspecified",
+                            .now = now};
+    if (ok)
+        ok = iotsec_ok(iotsec_store_transaction(store, change_in_tx, &change));
+    certs = change.certs;
     if (ok)
         ok = iotsec_ok(cli_ca_write_crls(&ca, store, now, CLI_CRL_NEXT_UPDATE_DAYS,
                                          CLI_ROOT_CRL_NEXT_UPDATE_DAYS));

@@ -152,6 +152,12 @@ expect_contains "revoke twice message" "$ERR" "already revoked"
 check_exit "revoked is final" 1 "$IOTSEC" device enable dev-2
 expect_contains "final message" "$ERR" "final"
 check_exit "bad reason" 2 "$IOTSEC" device revoke dev-1 --reason because
+# Each change is in the security event log, in the same transaction as the change.
+check_exit "events of the lifecycle" 0 "$IOTSEC" events list --json
+expect_contains "revocation event" "$OUT" '"eventType":"device_revoked","severity":"medium","deviceId":"dev-2"'
+expect_contains "revocation reason" "$OUT" '"reason":"key-compromise"'
+expect_contains "disable event" "$OUT" '"eventType":"device_disabled"'
+check_exit "event log intact" 0 "$IOTSEC" events verify
 check_exit "list revoked" 0 "$IOTSEC" device list --status revoked
 expect_contains "list shows dev-2" "$OUT" "dev-2"
 check_exit "list bad status" 2 "$IOTSEC" device list --status gone
