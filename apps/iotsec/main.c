@@ -16,6 +16,7 @@ static const struct {
 } commands[] = {
     {"vault", cmd_vault, "encrypted secret store: init, put, get, list, rm, rekey"},
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
+    {"user", cmd_user, "operator accounts: add, passwd, totp, role, list, disable, rm, check"},
 };
 
 static void usage(FILE *out)
