@@ -20,6 +20,7 @@ static const struct {
     {"device", cmd_device, "device lifecycle: issue, revoke, disable, enable, list, show, verify"},
     {"events", cmd_events, "security event log: list, verify the hash chain"},
     {"block", cmd_block, "blocklist: list, add, rm"},
+    {"user", cmd_user, "operator accounts: add, passwd, totp, role, list, disable, rm, check"},
 };
 
 static void usage(FILE *out)
