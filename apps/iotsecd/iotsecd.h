@@ -55,6 +55,9 @@ struct iotsecd_config {
     uint32_t rate_per_minute;
     int64_t max_skew_sec; /* how far in the future a telemetry timestamp may be */
     bool access_log;
+    uint32_t bf_threshold; /* auth failures that make an attack (0: the detector's 5) */
+    int64_t bf_window_sec; /* within this long (0: 5 minutes) */
+    int64_t block_sec;     /* how long a detected source stays blocked (0: 15 minutes) */
 };
 
 /* Request counters for /metrics, by route and status class. */
@@ -74,6 +77,8 @@ struct iotsecd_metrics {
     atomic_uint_fast64_t auth_failures;
     atomic_uint_fast64_t blocked;
     atomic_uint_fast64_t rate_limited;
+    atomic_uint_fast64_t events_dropped;
+    atomic_uint_fast64_t brute_force_detected;
     atomic_uint_fast64_t latency[IOTSECD_LATENCY_BUCKETS + 1]; /* le bounds, +Inf */
     atomic_uint_fast64_t latency_sum_us;
 };
@@ -152,19 +157,39 @@ IOTSEC_MUST_CHECK iotsec_result iotsecd_worker_verifier(struct iotsecd_worker *w
 IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_recheck(struct iotsecd_conn *conn, SSL *ssl);
 
 /* ---- durable writes (writer.c) ---- */
+enum iotsecd_job_kind {
+    JOB_TELEMETRY, /* a record to commit, then a reply to send */
+    JOB_EVENT,     /* a security event for the monitor; nobody waits for it */
+};
+
 struct iotsecd_pending {
     struct iotsecd_pending *next;
+    enum iotsecd_job_kind kind;
     struct iotsecd_worker *worker;
     struct evhttp_request *req;
     struct iotsec_store_telemetry record; /* body owned */
     int64_t started_us;
     int route;
     bool ok; /* set by the writer */
+    /* JOB_EVENT */
+    int event_type; /* enum iotsec_event_type */
+    int64_t event_ts;
+    char device_id[IOTSEC_STORE_ID_MAX + 1];
+    char source_ip[IOTSEC_STORE_IP_MAX + 1];
+    char details[256];
 };
+
+/* Security events waiting for the writer beyond this are dropped (and counted): a flood
+ * of failures must not grow memory, and the detector has seen enough of it by then. */
+#define IOTSECD_EVENT_QUEUE_MAX 4096
 
 IOTSEC_MUST_CHECK iotsec_result iotsecd_writer_start(struct iotsecd *server);
 /* Queues p; the writer answers through p->worker. Never blocks on the disk. */
 void iotsecd_writer_submit(struct iotsecd_writer *writer, struct iotsecd_pending *p);
+/* Queues a security event (monitor: log, sinks, brute-force detection and blocks).
+ * details is a JSON object's text or NULL. Never blocks; drops when the queue is full. */
+void iotsecd_report(struct iotsecd *server, int type, const char *device_id, const char *source_ip,
+                    const char *details);
 /* Commits what is queued, then stops. */
 void iotsecd_writer_stop(struct iotsecd_writer *writer);
 

@@ -14,6 +14,7 @@
  */
 #include "iotsecd.h"
 
+#include "iotsec/bruteforce.h"
 #include "iotsec/config.h"
 #include "iotsec/file.h"
 #include "iotsec/log.h"
@@ -58,6 +59,9 @@ static const struct iotsec_config_key known_keys[] = {
     {"limits", "io_timeout_ms"},
     {"limits", "rate_per_minute"},
     {"limits", "max_clock_skew_sec"},
+    {"monitor", "failures"},
+    {"monitor", "window_sec"},
+    {"monitor", "block_sec"},
     {NULL, NULL},
 };
 
@@ -86,6 +90,9 @@ static iotsec_result read_config(const char *path, bool required, struct iotsecd
     INT_KEY("limits", "io_timeout_ms", 100, 600000, io_timeout_ms)
     INT_KEY("limits", "rate_per_minute", 1, 1000000, rate_per_minute)
     INT_KEY("limits", "max_clock_skew_sec", 0, 86400, max_skew_sec)
+    INT_KEY("monitor", "failures", 1, IOTSEC_BRUTEFORCE_THRESHOLD_MAX, bf_threshold)
+    INT_KEY("monitor", "window_sec", 1, 7 * 24 * 3600, bf_window_sec)
+    INT_KEY("monitor", "block_sec", 1, 3650 * 24 * 3600, block_sec)
 #undef INT_KEY
     if (iotsec_ok(r) && iotsec_config_has(c, "server", "bind")) {
         r = iotsec_config_get_string(c, "server", "bind", &bind);

@@ -14,6 +14,7 @@
  */
 #include "iotsecd.h"
 
+#include "iotsec/event.h"
 #include "iotsec/json.h"
 #include "iotsec/log.h"
 #include "iotsec/schema.h"
@@ -124,6 +125,8 @@ static bool rate_limited(struct request *r, const char *identity)
     snprintf(value, sizeof(value), "%lld", (long long)retry_s);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", value);
     atomic_fetch_add(&r->server->metrics.rate_limited, 1);
+    iotsecd_report(r->server, IOTSEC_EVENT_RATE_LIMITED, r->conn->device_id, r->conn->peer_ip,
+                   NULL);
     iotsecd_reply_json(
         r->req, r->conn, r->route, 429,
         json_pack("{s:s,s:I}", "error", "Rate limit exceeded", "retryAfter", (json_int_t)retry_s),
@@ -173,6 +176,14 @@ static void metrics(struct request *r)
     evbuffer_add_printf(out, "# HELP iotsecd_rate_limited_total Requests refused with 429.\n"
                              "# TYPE iotsecd_rate_limited_total counter\n");
     metric_line(out, "iotsecd_rate_limited_total", "", atomic_load(&m->rate_limited));
+    evbuffer_add_printf(out, "# HELP iotsecd_brute_force_detected_total Detections that blocked "
+                             "a source.\n# TYPE iotsecd_brute_force_detected_total counter\n");
+    metric_line(out, "iotsecd_brute_force_detected_total", "",
+                atomic_load(&m->brute_force_detected));
+    evbuffer_add_printf(out, "# HELP iotsecd_events_dropped_total Security events dropped "
+                             "because the queue was full.\n"
+                             "# TYPE iotsecd_events_dropped_total counter\n");
+    metric_line(out, "iotsecd_events_dropped_total", "", atomic_load(&m->events_dropped));
     static const char *const bounds[IOTSECD_LATENCY_BUCKETS] = {
         "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
         "0.05",   "0.1",   "0.25",   "0.5",   "1",    "2.5"};
@@ -217,6 +228,8 @@ static void telemetry_post(struct request *r)
             fail(r, 400, "Validation failed");
             return;
         }
+        iotsecd_report(r->server, IOTSEC_EVENT_VALIDATION_FAILED, conn->device_id, conn->peer_ip,
+                       "{\"route\":\"/api/telemetry\"}");
         json_t *err = iotsec_schema_error_body(details);
         json_decref(details);
         iotsecd_reply_json(r->req, conn, r->route, 400, err, r->started_us);
@@ -230,6 +243,8 @@ static void telemetry_post(struct request *r)
         timestamp != NULL && iotsec_ok(iotsec_time_parse(iotsec_slice_from_str(timestamp), &ts));
     json_decref(doc);
     if (!same) {
+        iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, conn->device_id, conn->peer_ip,
+                       "{\"reason\":\"device_id_mismatch\",\"route\":\"/api/telemetry\"}");
         fail(r, 403, "device_id is not the authenticated device");
         return;
     }
@@ -316,6 +331,17 @@ static bool match_device_telemetry(const char *path, char *id, size_t size)
     return iotsec_pki_device_id_valid(id);
 }
 
+/* The API listener's credentials (API keys, device tokens, operator sessions) are not
+ * wired yet: every protected route there is an authentication failure, and counted as one. */
+static void unauthenticated(struct request *r)
+{
+    atomic_fetch_add(&r->server->metrics.auth_failures, 1);
+    iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, NULL, r->conn->peer_ip,
+                   "{\"listener\":\"api\",\"reason\":\"no_credentials\"}");
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
+    fail(r, 401, "Authentication required");
+}
+
 static void method_not_allowed(struct request *r, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
@@ -335,6 +361,8 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
         return;
     }
     if (source_blocked(&r)) {
+        iotsecd_report(r.server, IOTSEC_EVENT_BLOCKED_REQUEST, conn->device_id, conn->peer_ip,
+                       NULL);
         fail(&r, 403, "Source is blocked");
         return;
     }
@@ -365,7 +393,7 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
         if (method != EVHTTP_REQ_POST)
             method_not_allowed(&r, "POST");
         else if (!conn->device_listener)
-            fail(&r, 401, "Authentication required");
+            unauthenticated(&r);
         else
             telemetry_post(&r);
     } else if (match_device_telemetry(path, id, sizeof(id))) {
@@ -373,7 +401,7 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
         if (method != EVHTTP_REQ_GET)
             method_not_allowed(&r, "GET");
         else if (!conn->device_listener)
-            fail(&r, 401, "Authentication required");
+            unauthenticated(&r);
         else
             telemetry_get(&r, id);
     } else {

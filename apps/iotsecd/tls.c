@@ -10,6 +10,7 @@
  */
 #include "iotsecd.h"
 
+#include "iotsec/event.h"
 #include "iotsec/file.h"
 #include "iotsec/log.h"
 #include "iotsec/registry.h"
@@ -129,6 +130,9 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
     if (source_blocked(conn->worker, conn->peer_ip)) {
         atomic_fetch_add(&conn->worker->server->metrics.blocked, 1);
         iotsec_log_warn("blocked source refused", IOTSEC_LOG_STR("sourceIp", conn->peer_ip));
+        iotsecd_report(conn->worker->server, IOTSEC_EVENT_BLOCKED_REQUEST, NULL, conn->peer_ip,
+                       conn->device_listener ? "{\"listener\":\"device\"}"
+                                             : "{\"listener\":\"api\"}");
         *alert = SSL_AD_ACCESS_DENIED;
         return SSL_CLIENT_HELLO_ERROR;
     }
@@ -183,6 +187,8 @@ static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509
             atomic_fetch_add(&w->server->metrics.blocked, 1);
             iotsec_log_warn("blocked device refused", IOTSEC_LOG_STR("deviceId", peer.device_id),
                             IOTSEC_LOG_STR("sourceIp", conn->peer_ip));
+            iotsecd_report(w->server, IOTSEC_EVENT_BLOCKED_REQUEST, peer.device_id, conn->peer_ip,
+                           "{\"listener\":\"device\"}");
             return false;
         }
         snprintf(conn->device_id, sizeof(conn->device_id), "%s", peer.device_id);
@@ -193,6 +199,15 @@ static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509
     iotsec_log_warn("auth_failure", IOTSEC_LOG_STR("sourceIp", conn->peer_ip),
                     IOTSEC_LOG_STR("reason", iotsec_registry_refusal_name(why)),
                     IOTSEC_LOG_STR("error", iotsec_error_message()));
+    /* The device id is known only when pki accepted the certificate (the registry
+     * refused it); it lets the detector count failures per device as well. */
+    char details[128];
+    snprintf(details, sizeof(details),
+             "{\"listener\":\"device\",\"method\":\"certificate\",\"reason\":\"%s\"}",
+             iotsec_registry_refusal_name(why));
+    iotsecd_report(w->server, IOTSEC_EVENT_AUTH_FAILURE,
+                   why == IOTSEC_REGISTRY_BAD_CERTIFICATE ? NULL : peer.device_id, conn->peer_ip,
+                   details);
     return false;
 }
 

@@ -11,8 +11,10 @@
 #include "iotsecd.h"
 
 #include "iotsec/log.h"
+#include "iotsec/monitor.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +26,16 @@ struct iotsecd_writer {
     struct iotsecd_pending *head, *tail;
     bool stopping;
     struct iotsec_store *store;
+    struct iotsec_monitor *monitor;
+    size_t queued_events;
+    struct iotsecd_pending *events; /* taken off the queue, for the monitor */
     struct iotsec_store_telemetry batch[IOTSEC_STORE_TELEMETRY_BATCH];
     struct iotsecd_pending *owners[IOTSEC_STORE_TELEMETRY_BATCH];
 };
 
-void iotsecd_writer_submit(struct iotsecd_writer *writer, struct iotsecd_pending *p)
+static void enqueue(struct iotsecd_writer *writer, struct iotsecd_pending *p)
 {
     p->next = NULL;
-    p->worker->in_flight++;
     pthread_mutex_lock(&writer->lock);
     if (writer->tail != NULL)
         writer->tail->next = p;
@@ -40,6 +44,67 @@ void iotsecd_writer_submit(struct iotsecd_writer *writer, struct iotsecd_pending
     writer->tail = p;
     pthread_cond_signal(&writer->ready);
     pthread_mutex_unlock(&writer->lock);
+}
+
+void iotsecd_writer_submit(struct iotsecd_writer *writer, struct iotsecd_pending *p)
+{
+    p->kind = JOB_TELEMETRY;
+    p->worker->in_flight++;
+    enqueue(writer, p);
+}
+
+void iotsecd_report(struct iotsecd *server, int type, const char *device_id, const char *source_ip,
+                    const char *details)
+{
+    struct iotsecd_writer *wr = server->writer;
+    pthread_mutex_lock(&wr->lock);
+    bool room = wr->queued_events < IOTSECD_EVENT_QUEUE_MAX;
+    if (room)
+        wr->queued_events++;
+    pthread_mutex_unlock(&wr->lock);
+    struct iotsecd_pending *p = room ? calloc(1, sizeof(*p)) : NULL;
+    if (p == NULL) {
+        if (room) {
+            pthread_mutex_lock(&wr->lock);
+            wr->queued_events--;
+            pthread_mutex_unlock(&wr->lock);
+        }
+        atomic_fetch_add(&server->metrics.events_dropped, 1);
+        return;
+    }
+    p->kind = JOB_EVENT;
+    p->event_type = type;
+    p->event_ts = iotsecd_now_us() / 1000;
+    snprintf(p->device_id, sizeof(p->device_id), "%s", device_id != NULL ? device_id : "");
+    snprintf(p->source_ip, sizeof(p->source_ip), "%s", source_ip != NULL ? source_ip : "");
+    snprintf(p->details, sizeof(p->details), "%s", details != NULL ? details : "{}");
+    enqueue(wr, p);
+}
+
+/* One event through the monitor: the log (its own transaction), the sinks, and for an
+ * auth failure the brute-force detector, which may block the source. */
+static void record_event(struct iotsecd_writer *wr, struct iotsecd_pending *p)
+{
+    struct iotsec_event ev = {.ts = p->event_ts,
+                              .type = (enum iotsec_event_type)p->event_type,
+                              .device_id = p->device_id,
+                              .source_ip = p->source_ip,
+                              .details = p->details};
+    struct iotsec_monitor_outcome outcome = {0};
+    if (!iotsec_ok(iotsec_monitor_report(wr->monitor, &ev, &outcome))) {
+        iotsec_log_error("security event not recorded",
+                         IOTSEC_LOG_STR("eventType", iotsec_event_type_name(ev.type)),
+                         IOTSEC_LOG_STR("error", iotsec_error_message()));
+    } else if (outcome.brute_force_detected) {
+        atomic_fetch_add(&wr->server->metrics.brute_force_detected, 1);
+        iotsec_log_warn("brute_force_detected", IOTSEC_LOG_STR("sourceIp", p->source_ip),
+                        IOTSEC_LOG_STR("deviceId", p->device_id),
+                        IOTSEC_LOG_BOOL("sourceBlocked", outcome.source_blocked));
+    }
+    pthread_mutex_lock(&wr->lock);
+    wr->queued_events--;
+    pthread_mutex_unlock(&wr->lock);
+    free(p);
 }
 
 static void hand_back(struct iotsecd_pending *p)
@@ -59,9 +124,16 @@ static bool take_batch(struct iotsecd_writer *wr, size_t *n)
     while (wr->head == NULL && !wr->stopping)
         pthread_cond_wait(&wr->ready, &wr->lock);
     size_t count = 0;
+    struct iotsecd_pending *events = NULL, **events_tail = &events;
     while (wr->head != NULL && count < IOTSEC_STORE_TELEMETRY_BATCH) {
         struct iotsecd_pending *p = wr->head;
         wr->head = p->next;
+        if (p->kind == JOB_EVENT) {
+            p->next = NULL;
+            *events_tail = p;
+            events_tail = &p->next;
+            continue;
+        }
         wr->owners[count] = p;
         wr->batch[count] = p->record;
         count++;
@@ -69,8 +141,10 @@ static bool take_batch(struct iotsecd_writer *wr, size_t *n)
     if (wr->head == NULL)
         wr->tail = NULL;
     pthread_mutex_unlock(&wr->lock);
+    /* Telemetry first: its senders are waiting; the events' writers are not. */
     *n = count;
-    return count > 0;
+    wr->events = events;
+    return count > 0 || events != NULL;
 }
 
 static void *writer_main(void *arg)
@@ -78,7 +152,7 @@ static void *writer_main(void *arg)
     struct iotsecd_writer *wr = arg;
     size_t n;
     while (take_batch(wr, &n)) {
-        bool ok = iotsec_ok(iotsec_store_telemetry_append(wr->store, wr->batch, n));
+        bool ok = n == 0 || iotsec_ok(iotsec_store_telemetry_append(wr->store, wr->batch, n));
         if (!ok) {
             /* One bad record must not sink the others: retry them one by one. */
             iotsec_log_error("telemetry batch failed; retrying records one by one",
@@ -95,6 +169,11 @@ static void *writer_main(void *arg)
             }
             hand_back(p);
         }
+        while (wr->events != NULL) {
+            struct iotsecd_pending *p = wr->events;
+            wr->events = p->next;
+            record_event(wr, p);
+        }
     }
     return NULL;
 }
@@ -109,6 +188,13 @@ iotsec_result iotsecd_writer_start(struct iotsecd *server)
     char path[IOTSECD_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/store.db", server->cfg.data_dir);
     iotsec_result r = iotsec_store_open(path, &wr->store);
+    struct iotsec_monitor_config mc = {
+        .bruteforce = {.threshold = server->cfg.bf_threshold,
+                       .window_ms = server->cfg.bf_window_sec * 1000},
+        .block_ms = server->cfg.block_sec * 1000,
+    };
+    if (iotsec_ok(r))
+        r = iotsec_monitor_new(wr->store, &mc, &wr->monitor);
     if (iotsec_ok(r)) {
         int rc = pthread_create(&wr->thread, NULL, writer_main, wr);
         if (rc != 0)
@@ -116,6 +202,7 @@ iotsec_result iotsecd_writer_start(struct iotsecd *server)
         r = rc == 0 ? IOTSEC_RESULT_OK : IOTSEC_RESULT_ERR;
     }
     if (!iotsec_ok(r)) {
+        iotsec_monitor_free(wr->monitor);
         iotsec_store_close(wr->store);
         free(wr);
         return r;
@@ -133,6 +220,7 @@ void iotsecd_writer_stop(struct iotsecd_writer *wr)
     pthread_cond_signal(&wr->ready);
     pthread_mutex_unlock(&wr->lock);
     pthread_join(wr->thread, NULL);
+    iotsec_monitor_free(wr->monitor);
     iotsec_store_close(wr->store);
     pthread_mutex_destroy(&wr->lock);
     pthread_cond_destroy(&wr->ready);

@@ -26,6 +26,9 @@ threads = 2
 rate_per_minute = 20
 request_timeout_ms = 2000
 max_body_bytes = 4096
+[monitor]
+# This run makes many failures on purpose; brute force has its own part at the end.
+failures = 64
 EOF
 chmod 600 var/iotsecd.conf
 
@@ -198,6 +201,29 @@ set -e
 SERVER_PID=""
 expect_eq "SIGTERM exit status" "$rc" "0"
 expect_contains "drained" "$(cat "$WORK/server.log")" '"msg":"stopped"'
+
+# --- brute force: five failures from one address block it, everywhere -----------------------
+sed -i 's/^failures = 64$/failures = 5/' var/iotsecd.conf
+start_server
+for i in 1 2 3 4 5; do
+    refused "bad certificate $i" --cert other/dev-1.crt --key other/dev-1.key "https://127.0.0.1:$DPORT/healthz"
+done
+sleep 0.5 # the writer thread records the events and the block
+refused "a good device from the blocked address" --cert out/dev-1.crt --key out/dev-1.key "https://127.0.0.1:$DPORT/healthz"
+refused "the API listener too" "https://127.0.0.1:$APORT/healthz"
+check_exit "brute_force_detected in the log" 0 "$IOTSEC" events list --type brute_force_detected --json
+expect_contains "detection event" "$OUT" '"eventType":"brute_force_detected","severity":"high"'
+expect_contains "detected source" "$OUT" '"sourceIp":"127.0.0.1"'
+check_exit "auth failures in the log" 0 "$IOTSEC" events list --type auth_failure --json
+expect_contains "auth_failure event" "$OUT" '"reason":"bad_certificate"'
+check_exit "block listed" 0 "$IOTSEC" block list
+expect_contains "127.0.0.1 blocked" "$OUT" "127.0.0.1"
+check_exit "operator lifts the block" 0 "$IOTSEC" block rm 127.0.0.1
+check_exit "served again" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/healthz"
+check_exit "event log intact" 0 "$IOTSEC" events verify
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
 
 # --- bad options ----------------------------------------------------------------------------
 check_exit "unknown option" 2 "$IOTSECD" --device-prot 1
