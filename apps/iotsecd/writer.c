@@ -7,6 +7,13 @@
  * load batches grow and the cost per record falls; when idle, a record is committed
  * alone, at once. Each request then goes back to the worker that owns it, which answers
  * 202 (committed) or 503 (not stored: the client may retry).
+ *
+ * Durability: the contract is that an acknowledged record survives kill -9 of the server.
+ * Telemetry commits through its own handle with IOTSEC_STORE_SYNC_PROCESS: in the
+ * operating system before the 202, but without an fsync per batch, which on an ordinary
+ * disk would cap the server at a few thousand records a second. A power cut may lose the
+ * last moments of telemetry (docs/iotsecd.md). Security events go through a second handle
+ * that keeps IOTSEC_STORE_SYNC_FULL.
  */
 #include "iotsecd.h"
 
@@ -25,7 +32,8 @@ struct iotsecd_writer {
     pthread_cond_t ready;
     struct iotsecd_pending *head, *tail;
     bool stopping;
-    struct iotsec_store *store;
+    struct iotsec_store *store;        /* telemetry: survives a process crash */
+    struct iotsec_store *events_store; /* the monitor's: survives a machine crash */
     struct iotsec_monitor *monitor;
     size_t queued_events;
     struct iotsecd_pending *events; /* taken off the queue, for the monitor */
@@ -188,13 +196,17 @@ iotsec_result iotsecd_writer_start(struct iotsecd *server)
     char path[IOTSECD_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/store.db", server->cfg.data_dir);
     iotsec_result r = iotsec_store_open(path, &wr->store);
+    if (iotsec_ok(r))
+        r = iotsec_store_set_sync(wr->store, IOTSEC_STORE_SYNC_PROCESS);
+    if (iotsec_ok(r))
+        r = iotsec_store_open(path, &wr->events_store);
     struct iotsec_monitor_config mc = {
         .bruteforce = {.threshold = server->cfg.bf_threshold,
                        .window_ms = server->cfg.bf_window_sec * 1000},
         .block_ms = server->cfg.block_sec * 1000,
     };
     if (iotsec_ok(r))
-        r = iotsec_monitor_new(wr->store, &mc, &wr->monitor);
+        r = iotsec_monitor_new(wr->events_store, &mc, &wr->monitor);
     if (iotsec_ok(r)) {
         int rc = pthread_create(&wr->thread, NULL, writer_main, wr);
         if (rc != 0)
@@ -203,6 +215,7 @@ iotsec_result iotsecd_writer_start(struct iotsecd *server)
     }
     if (!iotsec_ok(r)) {
         iotsec_monitor_free(wr->monitor);
+        iotsec_store_close(wr->events_store);
         iotsec_store_close(wr->store);
         free(wr);
         return r;
@@ -221,6 +234,7 @@ void iotsecd_writer_stop(struct iotsecd_writer *wr)
     pthread_mutex_unlock(&wr->lock);
     pthread_join(wr->thread, NULL);
     iotsec_monitor_free(wr->monitor);
+    iotsec_store_close(wr->events_store);
     iotsec_store_close(wr->store);
     pthread_mutex_destroy(&wr->lock);
     pthread_cond_destroy(&wr->ready);

@@ -81,6 +81,20 @@ void iotsec_store_close(struct iotsec_store *s);
 /* "sqlite". */
 const char *iotsec_store_backend_name(const struct iotsec_store *s);
 
+/* How durable a handle's commits are. Every handle starts at IOTSEC_STORE_SYNC_FULL. */
+enum iotsec_store_sync {
+    /* A commit survives a crash of the machine (SQLite: synchronous=FULL, an fsync per
+     * commit). For the registry, accounts, keys and the security event log. */
+    IOTSEC_STORE_SYNC_FULL,
+    /* A commit survives a crash of the process (kill -9): it is in the operating system
+     * when the call returns, but the last commits before a power cut may be lost; the
+     * database stays consistent either way (SQLite WAL with synchronous=NORMAL). For a
+     * separate telemetry handle, where an fsync per batch would cap the rate. */
+    IOTSEC_STORE_SYNC_PROCESS,
+};
+IOTSEC_MUST_CHECK iotsec_result iotsec_store_set_sync(struct iotsec_store *s,
+                                                      enum iotsec_store_sync mode);
+
 /* Runs fn inside one write transaction: every store call fn makes commits together when
  * fn succeeds, or not at all when it fails (the store returns fn's error). Transactions
  * nest: an inner one is a savepoint. For multi-step changes such as enrolment (insert the

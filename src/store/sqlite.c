@@ -1504,6 +1504,17 @@ static iotsec_result sqlite_open(const char *target, struct iotsec_store **out)
     return store_sqlite_open_at(target, IOTSEC_STORE_SCHEMA_VERSION, out);
 }
 
+static iotsec_result set_sync(struct iotsec_store *base, enum iotsec_store_sync mode)
+{
+    struct sqlite_store *s = of(base);
+    IOTSEC_ENSURE(s->tx_depth == 0, IOTSEC_ERR_BUSY,
+                  "store: durability cannot change inside a transaction");
+    return exec_const(s,
+                      mode == IOTSEC_STORE_SYNC_FULL ? "PRAGMA synchronous = FULL"
+                                                     : "PRAGMA synchronous = NORMAL",
+                      "setting durability");
+}
+
 /* ---- telemetry ---- */
 
 static iotsec_result telemetry_insert(struct iotsec_store *base, struct iotsec_store_telemetry *t)
@@ -1582,6 +1593,7 @@ const struct store_backend store_sqlite_backend = {
     .block_check = block_check,
     .block_list_active = block_list_active,
     .block_purge_expired = block_purge_expired,
+    .set_sync = set_sync,
     .telemetry_insert = telemetry_insert,
     .telemetry_list = telemetry_list,
 };

@@ -219,6 +219,16 @@ const char *iotsec_store_backend_name(const struct iotsec_store *s)
     return s->ops->name;
 }
 
+static iotsec_result usable(const struct iotsec_store *s);
+
+iotsec_result iotsec_store_set_sync(struct iotsec_store *s, enum iotsec_store_sync mode)
+{
+    IOTSEC_GUARD(usable(s));
+    IOTSEC_ENSURE(mode == IOTSEC_STORE_SYNC_FULL || mode == IOTSEC_STORE_SYNC_PROCESS,
+                  IOTSEC_ERR_INVALID_ARG, "store: unknown durability mode %d", (int)mode);
+    return s->ops->set_sync(s, mode);
+}
+
 static iotsec_result usable(const struct iotsec_store *s)
 {
     IOTSEC_ENSURE(s != NULL, IOTSEC_ERR_INVALID_ARG, "store: no store handle");

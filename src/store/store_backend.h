@@ -32,6 +32,7 @@ struct store_backend {
     /* target is the URL without its scheme. */
     iotsec_result (*open)(const char *target, struct iotsec_store **out);
     void (*close)(struct iotsec_store *s);
+    iotsec_result (*set_sync)(struct iotsec_store *s, enum iotsec_store_sync mode);
 
     /* Write transactions; they nest (the inner ones are savepoints). end() commits when
      * ok, else rolls back, and returns the commit's result. */
