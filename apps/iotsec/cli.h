@@ -32,6 +32,7 @@
 
 int cmd_vault(int argc, char **argv);
 int cmd_hsm(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
 
 /* Prints "iotsec: <the current iotsec error message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(void);

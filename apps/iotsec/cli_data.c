@@ -42,8 +42,8 @@ iotsec_result cli_data_prepare(const char *dir)
     struct stat st;
     IOTSEC_ENSURE(stat(dir, &st) == 0, IOTSEC_ERR_IO, "data directory %s: %s", dir,
                   strerror(errno));
-    IOTSEC_ENSURE(S_ISDIR(st.st_mode), IOTSEC_ERR_INVALID_ARG,
-                  "data directory %s: not a directory", dir);
+    IOTSEC_ENSURE(S_ISDIR(st.st_mode), IOTSEC_ERR_INVALID_ARG, "data directory %s: not a directory",
+                  dir);
     IOTSEC_ENSURE((st.st_mode & (S_IWGRP | S_IWOTH)) == 0, IOTSEC_ERR_PERMISSION,
                   "data directory %s: group or others may write to it (mode %03o); chmod go-w it",
                   dir, (unsigned)(st.st_mode & 0777));

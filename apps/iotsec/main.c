@@ -16,6 +16,7 @@ static const struct {
 } commands[] = {
     {"vault", cmd_vault, "encrypted secret store: init, put, get, list, rm, rekey"},
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
+    {"apikey", cmd_apikey, "API keys of devices: create, list, revoke"},
 };
 
 static void usage(FILE *out)
