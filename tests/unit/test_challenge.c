@@ -304,6 +304,16 @@ static void challenge_belongs_to_its_device(void **state)
     sign_b64(&ec_key, c.hex, by_a, sizeof(by_a));
     OK(verify(cs, "dev-a", c.hex, by_a, &ec_key, T0));
     iotsec_challenge_store_free(cs);
+
+    /* With one slot there is one hash bucket, so both devices share it: the device id
+     * itself, not the bucket, must keep them apart. */
+    cs = make_store(1, 1);
+    OK(iotsec_challenge_issue(cs, "dev-a", T0, &c));
+    sign_b64(&other_ec_key, c.hex, by_b, sizeof(by_b));
+    FAILS_WITH(verify(cs, "dev-b", c.hex, by_b, &other_ec_key, T0), IOTSEC_ERR_AUTH);
+    sign_b64(&ec_key, c.hex, by_a, sizeof(by_a));
+    OK(verify(cs, "dev-a", c.hex, by_a, &ec_key, T0));
+    iotsec_challenge_store_free(cs);
 }
 
 /* ---- bounds ---- */
