@@ -99,7 +99,7 @@ struct iotsec_apikey_auth_config {
 
 struct iotsec_apikey_identity {
     enum iotsec_apikey_reason reason;
-    char device_id[IOTSEC_STORE_ID_MAX + 1]; /* set from UNKNOWN on (when a key was found) */
+    char device_id[IOTSEC_STORE_ID_MAX + 1]; /* set once the key is found (REVOKED on) */
     char key_id[IOTSEC_STORE_ID_MAX + 1];
     int64_t retry_after_ms; /* RATE_LIMITED: the wait before a retry can succeed */
     bool touched;           /* this call wrote last_used_at */
