@@ -41,6 +41,7 @@ int cmd_device(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
 
 /* Prints "iotsec: <the current iotsec error message>" and returns CLI_EXIT_FAIL. */
 int cli_fail(void);

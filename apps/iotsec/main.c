@@ -16,11 +16,12 @@ static const struct {
 } commands[] = {
     {"vault", cmd_vault, "encrypted secret store: init, put, get, list, rm, rekey"},
     {"hsm", cmd_hsm, "keys in a PKCS#11 token: keygen, sign, verify, pubkey"},
-    {"ca", cmd_ca, "the device CA: init, crl, show"},
+    {"ca", cmd_ca, "the device CA: init, crl, show, server-cert"},
     {"device", cmd_device, "device lifecycle: issue, revoke, disable, enable, list, show, verify"},
     {"events", cmd_events, "security event log: list, verify the hash chain"},
     {"block", cmd_block, "blocklist: list, add, rm"},
     {"user", cmd_user, "operator accounts: add, passwd, totp, role, list, disable, rm, check"},
+    {"apikey", cmd_apikey, "API keys of devices: create, list, revoke"},
 };
 
 static void usage(FILE *out)
