@@ -66,6 +66,9 @@ enum iotsecd_route_id {
     ROUTE_METRICS,
     ROUTE_TELEMETRY_POST,
     ROUTE_TELEMETRY_GET,
+    ROUTE_AUTH_TOKEN,
+    ROUTE_AUTH_CHALLENGE,
+    ROUTE_AUTH_VERIFY,
     ROUTE_OTHER,
     ROUTE__COUNT
 };
@@ -86,12 +89,18 @@ struct iotsecd_metrics {
 struct iotsecd_writer;
 struct iotsecd_worker;
 struct listener_ctx;
+struct iotsec_apikey_auth;
+struct iotsec_challenge_store;
+struct iotsec_jwt_key;
 
 struct iotsecd {
     struct iotsecd_config cfg;
     SSL_CTX *device_ctx; /* requires and checks a client certificate */
     SSL_CTX *api_ctx;    /* server authentication only */
     struct iotsec_ratelimit *ratelimit;
+    struct iotsec_apikey_auth *apikeys;        /* X-API-Key, with each key's own limit */
+    struct iotsec_challenge_store *challenges; /* challenge-response, single use */
+    struct iotsec_jwt_key *jwt_key;            /* device tokens: HS256, DIR/jwt-hs256.key */
     struct iotsecd_writer *writer;
     struct iotsecd_worker *workers;
     int n_workers;
@@ -192,6 +201,12 @@ void iotsecd_report(struct iotsecd *server, int type, const char *device_id, con
                     const char *details);
 /* Commits what is queued, then stops. */
 void iotsecd_writer_stop(struct iotsecd_writer *writer);
+
+/* ---- credentials (auth.c) ---- */
+/* Loads DIR/jwt-hs256.key, creating it (32 random bytes, mode 0600) on the first start,
+ * and sets up the API-key authenticator and the challenge store. */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_auth_init(struct iotsecd *server);
+void iotsecd_auth_free(struct iotsecd *server);
 
 /* ---- requests (routes.c) ---- */
 void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn);

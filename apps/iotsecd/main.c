@@ -139,6 +139,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
                                          .burst = server->cfg.rate_per_minute,
                                          .capacity = 1u << 16};
     bool ok = iotsec_ok(check_data_dir(&server->cfg)) && iotsec_ok(iotsecd_tls_init(server)) &&
+              iotsec_ok(iotsecd_auth_init(server)) &&
               iotsec_ok(iotsec_ratelimit_new(&rl, &server->ratelimit)) &&
               iotsec_ok(iotsecd_writer_start(server)) && iotsec_ok(iotsecd_workers_start(server));
     if (!ok) {
@@ -146,6 +147,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
         iotsecd_workers_stop(server);
         iotsecd_writer_stop(server->writer);
         iotsec_ratelimit_free(server->ratelimit);
+        iotsecd_auth_free(server);
         iotsecd_tls_free(server);
         return 1;
     }
@@ -170,6 +172,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
     iotsecd_workers_stop(server);
     iotsecd_writer_stop(server->writer);
     iotsec_ratelimit_free(server->ratelimit);
+    iotsecd_auth_free(server);
     iotsecd_tls_free(server);
     iotsec_log_info("stopped");
     return 0;

@@ -6,7 +6,9 @@
  *   2. source blocked?           403 (re-checked at most once a second per connection)
  *   3. device identity           resumed TLS sessions are checked again (401)
  *   4. route and method          404, 405 with Allow
- *   5. authentication            401 (the API listener has no credentials yet: see docs)
+ *   5. authentication            401: on the API listener an API key (X-API-Key) or a
+ *                                device token (Authorization: Bearer); 429 for a key
+ *                                over its own limit
  *   6. Content-Type, body size   415, 413
  *   7. rate limit per identity   429 with Retry-After
  *   8. schema                    400 with every failing field
@@ -14,8 +16,11 @@
  */
 #include "iotsecd.h"
 
+#include "iotsec/apikey.h"
+#include "iotsec/challenge.h"
 #include "iotsec/event.h"
 #include "iotsec/json.h"
+#include "iotsec/jwt.h"
 #include "iotsec/log.h"
 #include "iotsec/schema.h"
 #include "iotsec/time.h"
@@ -35,6 +40,9 @@ static const char *const route_names[ROUTE__COUNT] = {
     [ROUTE_METRICS] = "/metrics",
     [ROUTE_TELEMETRY_POST] = "/api/telemetry",
     [ROUTE_TELEMETRY_GET] = "/api/devices/{id}/telemetry",
+    [ROUTE_AUTH_TOKEN] = "/api/auth/token",
+    [ROUTE_AUTH_CHALLENGE] = "/api/auth/challenge",
+    [ROUTE_AUTH_VERIFY] = "/api/auth/verify",
     [ROUTE_OTHER] = "other",
 };
 
@@ -44,6 +52,10 @@ struct request {
     struct iotsecd *server;
     int64_t started_us;
     int route;
+    /* The authenticated device: the certificate's on the device listener, the API key's
+     * or token's on the API listener; "" until known. */
+    char device_id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
+    bool key_limited; /* an API key's own rate limit already counted this request */
 };
 
 static void fail(struct request *r, int status, const char *message)
@@ -112,6 +124,8 @@ static bool body_of(struct request *r, struct iotsec_slice *out)
     return true;
 }
 
+static void too_many(struct request *r, int64_t retry_ms);
+
 static bool rate_limited(struct request *r, const char *identity)
 {
     bool allowed = false;
@@ -120,18 +134,22 @@ static bool rate_limited(struct request *r, const char *identity)
                                         r->started_us / 1000, &allowed, &retry_ms)) &&
         allowed)
         return false;
+    too_many(r, retry_ms);
+    return true;
+}
+
+static void too_many(struct request *r, int64_t retry_ms)
+{
     int64_t retry_s = retry_ms > 0 ? (retry_ms + 999) / 1000 : 1;
     char value[24];
     snprintf(value, sizeof(value), "%lld", (long long)retry_s);
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", value);
     atomic_fetch_add(&r->server->metrics.rate_limited, 1);
-    iotsecd_report(r->server, IOTSEC_EVENT_RATE_LIMITED, r->conn->device_id, r->conn->peer_ip,
-                   NULL);
+    iotsecd_report(r->server, IOTSEC_EVENT_RATE_LIMITED, r->device_id, r->conn->peer_ip, NULL);
     iotsecd_reply_json(
         r->req, r->conn, r->route, 429,
         json_pack("{s:s,s:I}", "error", "Rate limit exceeded", "retryAfter", (json_int_t)retry_s),
         r->started_us);
-    return true;
 }
 
 /* ---- handlers ---- */
@@ -217,8 +235,8 @@ static void telemetry_post(struct request *r)
         return;
     }
     char identity[16 + IOTSEC_PKI_DEVICE_ID_MAX];
-    snprintf(identity, sizeof(identity), "device:%s", conn->device_id);
-    if (rate_limited(r, identity))
+    snprintf(identity, sizeof(identity), "device:%s", r->device_id);
+    if (!r->key_limited && rate_limited(r, identity))
         return;
     struct iotsec_schema_options opts = {.max_body_bytes = r->server->cfg.max_body,
                                          .max_skew_sec = r->server->cfg.max_skew_sec};
@@ -228,7 +246,7 @@ static void telemetry_post(struct request *r)
             fail(r, 400, "Validation failed");
             return;
         }
-        iotsecd_report(r->server, IOTSEC_EVENT_VALIDATION_FAILED, conn->device_id, conn->peer_ip,
+        iotsecd_report(r->server, IOTSEC_EVENT_VALIDATION_FAILED, r->device_id, conn->peer_ip,
                        "{\"route\":\"/api/telemetry\"}");
         json_t *err = iotsec_schema_error_body(details);
         json_decref(details);
@@ -238,12 +256,12 @@ static void telemetry_post(struct request *r)
     const char *device_id = json_string_value(json_object_get(doc, "device_id"));
     const char *timestamp = json_string_value(json_object_get(doc, "timestamp"));
     struct iotsec_time ts = {0};
-    bool same = device_id != NULL && strcmp(device_id, conn->device_id) == 0;
+    bool same = device_id != NULL && strcmp(device_id, r->device_id) == 0;
     bool timed =
         timestamp != NULL && iotsec_ok(iotsec_time_parse(iotsec_slice_from_str(timestamp), &ts));
     json_decref(doc);
     if (!same) {
-        iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, conn->device_id, conn->peer_ip,
+        iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, r->device_id, conn->peer_ip,
                        "{\"reason\":\"device_id_mismatch\",\"route\":\"/api/telemetry\"}");
         fail(r, 403, "device_id is not the authenticated device");
         return;
@@ -269,7 +287,7 @@ static void telemetry_post(struct request *r)
     p->record.body = copy;
     p->record.ts = ts.sec * 1000 + ts.nsec / 1000000;
     p->record.received_at = r->started_us / 1000;
-    snprintf(p->record.device_id, sizeof(p->record.device_id), "%s", conn->device_id);
+    snprintf(p->record.device_id, sizeof(p->record.device_id), "%s", r->device_id);
     iotsecd_writer_submit(r->server->writer, p);
 }
 
@@ -291,7 +309,7 @@ void iotsecd_complete(struct iotsecd_pending *p)
 
 static void telemetry_get(struct request *r, const char *device_id)
 {
-    if (strcmp(device_id, r->conn->device_id) != 0) {
+    if (strcmp(device_id, r->device_id) != 0) {
         fail(r, 403, "A device may read only its own telemetry");
         return;
     }
@@ -313,6 +331,210 @@ static void telemetry_get(struct request *r, const char *device_id)
                        json_pack("{s:o,s:b}", "items", items, "more", more), r->started_us);
 }
 
+/* ---- credentials on the API listener ---- */
+
+static void auth_failure(struct request *r, const char *method, const char *reason,
+                         const char *device_id)
+{
+    char details[160];
+    snprintf(details, sizeof(details), "{\"listener\":\"api\",\"method\":\"%s\",\"reason\":\"%s\"}",
+             method, reason);
+    atomic_fetch_add(&r->server->metrics.auth_failures, 1);
+    iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, device_id, r->conn->peer_ip, details);
+}
+
+/* An API key (X-API-Key) or a device token (Authorization: Bearer). True with
+ * r->device_id set; false when it has answered (401, 429 or 503). */
+static bool api_identity(struct request *r)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+    const char *key = evhttp_find_header(in, "X-API-Key");
+    const char *authz = evhttp_find_header(in, "Authorization");
+    int64_t now_ms = r->started_us / 1000;
+    if (key != NULL) {
+        struct iotsec_apikey_identity who;
+        if (iotsec_ok(iotsec_apikey_authenticate(r->server->apikeys, r->conn->worker->store,
+                                                 iotsec_slice_from_str(key), now_ms, &who))) {
+            snprintf(r->device_id, sizeof(r->device_id), "%s", who.device_id);
+            r->key_limited = true;
+            return true;
+        }
+        if (who.reason == IOTSEC_APIKEY_RATE_LIMITED) {
+            snprintf(r->device_id, sizeof(r->device_id), "%s", who.device_id);
+            too_many(r, who.retry_after_ms);
+        } else if (who.reason == IOTSEC_APIKEY_ERROR) {
+            fail(r, 503, "Credentials could not be checked");
+        } else {
+            auth_failure(r, "api_key", iotsec_apikey_reason_name(who.reason), who.device_id);
+            fail(r, 401, "Invalid API key");
+        }
+        return false;
+    }
+    if (authz != NULL && strncmp(authz, "Bearer ", 7) == 0) {
+        json_t *claims = NULL;
+        bool ok = iotsec_ok(iotsec_jwt_verify(
+            r->server->jwt_key, NULL, iotsec_slice_from_str(authz + 7), now_ms / 1000, &claims));
+        const char *device = ok ? json_string_value(json_object_get(claims, "deviceId")) : NULL;
+        struct iotsec_store_device d = {0};
+        /* A token outlives nothing: the device must still be active now. */
+        bool active = device != NULL &&
+                      iotsec_ok(iotsec_store_device_get(r->conn->worker->store, device, &d)) &&
+                      d.status == IOTSEC_STORE_DEVICE_ACTIVE;
+        if (active)
+            snprintf(r->device_id, sizeof(r->device_id), "%s", device);
+        iotsec_store_device_clear(&d);
+        json_decref(claims);
+        if (active)
+            return true;
+        auth_failure(r, "token", ok ? "device_inactive" : "invalid_token", NULL);
+        fail(r, 401, "Invalid token");
+        return false;
+    }
+    auth_failure(r, "none", "no_credentials", NULL);
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
+    fail(r, 401, "Authentication required");
+    return false;
+}
+
+/* A small JSON request body: content type, size, strict parse, known members only. */
+static bool json_body(struct request *r, const char *const *members, json_t **doc)
+{
+    struct iotsec_slice body;
+    if (!json_content(r)) {
+        fail(r, 415, "Content-Type must be application/json");
+        return false;
+    }
+    if (!body_of(r, &body)) {
+        fail(r, 413, "Request body too large");
+        return false;
+    }
+    if (!iotsec_ok(iotsec_json_parse(body, NULL, doc)) ||
+        !iotsec_ok(iotsec_json_reject_unknown(*doc, members))) {
+        json_decref(*doc);
+        *doc = NULL;
+        iotsecd_reply_json(
+            r->req, r->conn, r->route, 400,
+            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+            r->started_us);
+        return false;
+    }
+    return true;
+}
+
+static const char *const device_capabilities[] = {"telemetry:write", "commands:read"};
+
+static void reply_token(struct request *r, const char *device_id)
+{
+    struct iotsec_jwt_claims claims = {
+        .device_id = device_id, .capabilities = device_capabilities, .n_capabilities = 2};
+    struct iotsec_buf token;
+    iotsec_buf_init_secret(&token);
+    if (!iotsec_ok(
+            iotsec_jwt_issue(r->server->jwt_key, NULL, &claims, r->started_us / 1000000, &token)) ||
+        !iotsec_ok(iotsec_buf_terminate(&token))) {
+        iotsec_buf_free(&token);
+        fail(r, 500, "Internal error");
+        return;
+    }
+    iotsecd_reply_json(r->req, r->conn, r->route, 200,
+                       json_pack("{s:s,s:s,s:I}", "token", (const char *)token.ptr, "tokenType",
+                                 "Bearer", "expiresIn", (json_int_t)IOTSEC_JWT_DEFAULT_LIFETIME),
+                       r->started_us);
+    iotsec_buf_free(&token);
+}
+
+/* POST /api/auth/token: a device with its certificate trades it for a token. */
+static void auth_token(struct request *r)
+{
+    if (!r->conn->device_listener) {
+        fail(r, 403, "A token is issued on the device listener, for a client certificate");
+        return;
+    }
+    reply_token(r, r->device_id);
+}
+
+/* The registered public key of an active device, or false (nothing said about why: a
+ * caller must not learn which devices exist). */
+static bool device_key(struct request *r, const char *device_id, struct iotsec_store_device *d)
+{
+    return iotsec_pki_device_id_valid(device_id) &&
+           iotsec_ok(iotsec_store_device_get(r->conn->worker->store, device_id, d)) &&
+           d->status == IOTSEC_STORE_DEVICE_ACTIVE && d->public_key_pem != NULL &&
+           d->public_key_pem[0] != '\0';
+}
+
+/* POST /api/auth/challenge {"deviceId"} -> {"challenge","expiresAt"}. */
+static void auth_challenge(struct request *r)
+{
+    static const char *const members[] = {"deviceId", NULL};
+    json_t *doc = NULL;
+    if (!json_body(r, members, &doc))
+        return;
+    const char *device_id = NULL;
+    struct iotsec_store_device d = {0};
+    struct iotsec_challenge c;
+    bool known = iotsec_ok(iotsec_json_get_string(doc, "deviceId", IOTSEC_JSON_REQUIRED,
+                                                  IOTSEC_PKI_DEVICE_ID_MAX, &device_id)) &&
+                 device_key(r, device_id, &d);
+    iotsec_store_device_clear(&d);
+    if (!known) {
+        json_decref(doc);
+        auth_failure(r, "challenge", "unknown_device", NULL);
+        fail(r, 404, "No such device, or it cannot use challenge-response");
+        return;
+    }
+    if (!iotsec_ok(
+            iotsec_challenge_issue(r->server->challenges, device_id, r->started_us / 1000, &c))) {
+        json_decref(doc);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "60");
+        fail(r, 429, "Too many challenges outstanding");
+        return;
+    }
+    json_decref(doc);
+    iotsecd_reply_json(r->req, r->conn, r->route, 200,
+                       json_pack("{s:s,s:s}", "challenge", c.hex, "expiresAt", c.expires_at),
+                       r->started_us);
+}
+
+/* POST /api/auth/verify {"deviceId","challenge","response"} -> {"token"}. */
+static void auth_verify(struct request *r)
+{
+    static const char *const members[] = {"deviceId", "challenge", "response", NULL};
+    json_t *doc = NULL;
+    if (!json_body(r, members, &doc))
+        return;
+    const char *device_id = NULL, *challenge = NULL, *response = NULL;
+    if (!iotsec_ok(iotsec_json_get_string(doc, "deviceId", IOTSEC_JSON_REQUIRED,
+                                          IOTSEC_PKI_DEVICE_ID_MAX, &device_id)) ||
+        !iotsec_ok(
+            iotsec_json_get_string(doc, "challenge", IOTSEC_JSON_REQUIRED, 64, &challenge)) ||
+        !iotsec_ok(
+            iotsec_json_get_string(doc, "response", IOTSEC_JSON_REQUIRED, 4096, &response))) {
+        iotsecd_reply_json(
+            r->req, r->conn, r->route, 400,
+            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+            r->started_us);
+        json_decref(doc);
+        return;
+    }
+    struct iotsec_store_device d = {0};
+    bool ok = device_key(r, device_id, &d) &&
+              iotsec_ok(iotsec_challenge_verify(
+                  r->server->challenges, device_id, iotsec_slice_from_str(challenge),
+                  iotsec_slice_from_str(response), iotsec_slice_from_str(d.public_key_pem),
+                  r->started_us / 1000));
+    iotsec_store_device_clear(&d);
+    char id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
+    snprintf(id, sizeof(id), "%s", device_id);
+    json_decref(doc);
+    if (!ok) {
+        auth_failure(r, "challenge", "bad_response", iotsec_pki_device_id_valid(id) ? id : NULL);
+        fail(r, 401, "Challenge verification failed");
+        return;
+    }
+    reply_token(r, id);
+}
+
 /* ---- routing ---- */
 
 /* "/api/devices/{id}/telemetry" -> id; false for any other path. */
@@ -329,17 +551,6 @@ static bool match_device_telemetry(const char *path, char *id, size_t size)
     memcpy(id, path + plen, n);
     id[n] = '\0';
     return iotsec_pki_device_id_valid(id);
-}
-
-/* The API listener's credentials (API keys, device tokens, operator sessions) are not
- * wired yet: every protected route there is an authentication failure, and counted as one. */
-static void unauthenticated(struct request *r)
-{
-    atomic_fetch_add(&r->server->metrics.auth_failures, 1);
-    iotsecd_report(r->server, IOTSEC_EVENT_AUTH_FAILURE, NULL, r->conn->peer_ip,
-                   "{\"listener\":\"api\",\"reason\":\"no_credentials\"}");
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-    fail(r, 401, "Authentication required");
 }
 
 static void method_not_allowed(struct request *r, const char *allow)
@@ -371,6 +582,8 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
         fail(&r, 401, "Device is not allowed");
         return;
     }
+    if (conn->device_listener)
+        snprintf(r.device_id, sizeof(r.device_id), "%s", conn->device_id);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     char id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
@@ -392,18 +605,32 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
         r.route = ROUTE_TELEMETRY_POST;
         if (method != EVHTTP_REQ_POST)
             method_not_allowed(&r, "POST");
-        else if (!conn->device_listener)
-            unauthenticated(&r);
-        else
+        else if (conn->device_listener || api_identity(&r))
             telemetry_post(&r);
     } else if (match_device_telemetry(path, id, sizeof(id))) {
         r.route = ROUTE_TELEMETRY_GET;
         if (method != EVHTTP_REQ_GET)
             method_not_allowed(&r, "GET");
-        else if (!conn->device_listener)
-            unauthenticated(&r);
-        else
+        else if (conn->device_listener || api_identity(&r))
             telemetry_get(&r, id);
+    } else if (strcmp(path, "/api/auth/token") == 0) {
+        r.route = ROUTE_AUTH_TOKEN;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(&r, "POST");
+        else
+            auth_token(&r);
+    } else if (strcmp(path, "/api/auth/challenge") == 0) {
+        r.route = ROUTE_AUTH_CHALLENGE;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(&r, "POST");
+        else
+            auth_challenge(&r);
+    } else if (strcmp(path, "/api/auth/verify") == 0) {
+        r.route = ROUTE_AUTH_VERIFY;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(&r, "POST");
+        else
+            auth_verify(&r);
     } else {
         fail(&r, 404, "Not found");
     }
