@@ -101,6 +101,34 @@ struct cli_vault_opts {
     char default_path[4096];
 };
 
+/* The options of every command that reaches the vault or the CA key: put
+ * CLI_VAULT_OPTIONS in the command's option table, and let cli_vault_option() take the
+ * codes it knows before the command's own switch. */
+enum {
+    CLI_OPT_DATA = 900,
+    CLI_OPT_VAULT,
+    CLI_OPT_PASS,
+    CLI_OPT_MODULE,
+    CLI_OPT_TOKEN,
+    CLI_OPT_PIN,
+};
+#define CLI_VAULT_OPTIONS                                                                          \
+    {"data", required_argument, NULL, CLI_OPT_DATA},                                               \
+        {"vault", required_argument, NULL, CLI_OPT_VAULT},                                         \
+        {"passphrase-file", required_argument, NULL, CLI_OPT_PASS},                                \
+        {"hsm-module", required_argument, NULL, CLI_OPT_MODULE},                                   \
+        {"token", required_argument, NULL, CLI_OPT_TOKEN},                                         \
+    {                                                                                              \
+        "pin-file", required_argument, NULL, CLI_OPT_PIN                                           \
+    }
+/* True when c is one of CLI_VAULT_OPTIONS; its value is then stored. */
+bool cli_vault_option(int c, const char *arg, const char **data_dir, struct cli_vault_opts *o);
+/* After parsing: *data_dir resolved (cli_data_dir), unset key options from the
+ * environment, and the vault path DIR/vault (in path) unless --vault gave one. */
+IOTSEC_MUST_CHECK iotsec_result cli_vault_opts_finish(const char **data_dir,
+                                                      struct cli_vault_opts *o, char *path,
+                                                      size_t size);
+
 /* Fills the unset key options from IOTSEC_PASSPHRASE_FILE, IOTSEC_PKCS11_MODULE,
  * IOTSEC_HSM_TOKEN and IOTSEC_HSM_PIN_FILE. */
 void cli_vault_opts_from_env(struct cli_vault_opts *o);

@@ -23,6 +23,44 @@ void cli_vault_opts_from_env(struct cli_vault_opts *o)
         o->hsm_pin_file = getenv("IOTSEC_HSM_PIN_FILE");
 }
 
+bool cli_vault_option(int c, const char *arg, const char **data_dir, struct cli_vault_opts *o)
+{
+    switch (c) {
+    case CLI_OPT_DATA:
+        *data_dir = arg;
+        return true;
+    case CLI_OPT_VAULT:
+        o->vault_path = arg;
+        return true;
+    case CLI_OPT_PASS:
+        o->passphrase_file = arg;
+        return true;
+    case CLI_OPT_MODULE:
+        o->hsm_module = arg;
+        return true;
+    case CLI_OPT_TOKEN:
+        o->hsm_token = arg;
+        return true;
+    case CLI_OPT_PIN:
+        o->hsm_pin_file = arg;
+        return true;
+    default:
+        return false;
+    }
+}
+
+iotsec_result cli_vault_opts_finish(const char **data_dir, struct cli_vault_opts *o, char *path,
+                                    size_t size)
+{
+    *data_dir = cli_data_dir(*data_dir);
+    cli_vault_opts_from_env(o);
+    if (o->vault_path == NULL) {
+        IOTSEC_GUARD(cli_data_path(*data_dir, IOTSEC_REGISTRY_VAULT, path, size));
+        o->vault_path = path;
+    }
+    return IOTSEC_RESULT_OK;
+}
+
 void cli_key_material_init(struct cli_key_material *m)
 {
     *m = (struct cli_key_material){0};

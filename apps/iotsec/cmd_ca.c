@@ -318,13 +318,7 @@ static int do_server_cert(const struct ca_opts *o)
 int cmd_ca(int argc, char **argv)
 {
     enum {
-        OPT_DATA = 1000,
-        OPT_VAULT,
-        OPT_PASS,
-        OPT_MODULE,
-        OPT_TOKEN,
-        OPT_PIN,
-        OPT_HSM,
+        OPT_HSM = 1000,
         OPT_NAME,
         OPT_DAYS,
         OPT_INTERMEDIATE,
@@ -334,12 +328,7 @@ int cmd_ca(int argc, char **argv)
         OPT_HELP
     };
     static const struct option options[] = {
-        {"data", required_argument, NULL, OPT_DATA},
-        {"vault", required_argument, NULL, OPT_VAULT},
-        {"passphrase-file", required_argument, NULL, OPT_PASS},
-        {"hsm-module", required_argument, NULL, OPT_MODULE},
-        {"token", required_argument, NULL, OPT_TOKEN},
-        {"pin-file", required_argument, NULL, OPT_PIN},
+        CLI_VAULT_OPTIONS,
         {"hsm", required_argument, NULL, OPT_HSM},
         {"name", required_argument, NULL, OPT_NAME},
         {"days", required_argument, NULL, OPT_DAYS},
@@ -362,25 +351,9 @@ int cmd_ca(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", options, &index)) != -1) {
         if (optarg != NULL && optarg[0] == '\0')
             return cli_usage_error("ca: option '--%s' needs a value", options[index].name);
+        if (cli_vault_option(c, optarg, &o.data_dir, &o.vault))
+            continue;
         switch (c) {
-        case OPT_DATA:
-            o.data_dir = optarg;
-            break;
-        case OPT_VAULT:
-            o.vault.vault_path = optarg;
-            break;
-        case OPT_PASS:
-            o.vault.passphrase_file = optarg;
-            break;
-        case OPT_MODULE:
-            o.vault.hsm_module = optarg;
-            break;
-        case OPT_TOKEN:
-            o.vault.hsm_token = optarg;
-            break;
-        case OPT_PIN:
-            o.vault.hsm_pin_file = optarg;
-            break;
         case OPT_HSM:
             o.hsm_label = optarg;
             break;
