@@ -42,6 +42,15 @@ void iotsec_sha256_free(struct iotsec_sha256 *h);
 IOTSEC_MUST_CHECK iotsec_result iotsec_sha256(struct iotsec_slice data,
                                               uint8_t out[IOTSEC_SHA256_LEN]);
 
+/* ---- keyed hash for hash tables (SipHash-2-4, OpenSSL) ---- */
+/* A 64-bit SipHash-2-4 under a random key made here: bucket choice that nobody outside
+ * can predict or aim at. iotsec_siphash64 may be called from many threads at once. */
+struct iotsec_siphash; /* opaque */
+IOTSEC_MUST_CHECK iotsec_result iotsec_siphash_new(struct iotsec_siphash **out);
+void iotsec_siphash_free(struct iotsec_siphash *h);
+IOTSEC_MUST_CHECK iotsec_result iotsec_siphash64(const struct iotsec_siphash *h,
+                                                 struct iotsec_slice data, uint64_t *out);
+
 /* ---- HMAC-SHA256 ---- */
 #define IOTSEC_HMAC_SHA256_LEN 32
 IOTSEC_MUST_CHECK iotsec_result iotsec_hmac_sha256(struct iotsec_slice key,

@@ -15,7 +15,7 @@
  * Bounds, because this sits in front of everything a hostile network can reach:
  * - memory is fixed at creation: a set-associative table of `capacity` slots (rounded up
  *   to a power of two, at least one bucket of IOTSEC_RATELIMIT_WAYS), never resized;
- * - each decision costs O(1): hash the key (SipHash-2-4 with a random key, so that
+ * - each decision costs O(1): hash the key (OpenSSL's SipHash-2-4 with a random key, so that
  *   nobody can aim keys at a bucket), then scan its two candidate buckets of
  *   IOTSEC_RATELIMIT_WAYS slots each under their stripe locks. Two choices let the table
  *   fill well past half before any bucket overflows (bench_ratelimit holds 61% and the

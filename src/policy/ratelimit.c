@@ -41,68 +41,10 @@ struct iotsec_ratelimit {
     int64_t tolerance; /* burst * period_ms */
     size_t bucket_mask;
     size_t stripe_mask;
-    uint64_t sipkey[2];
-    struct slot *slots; /* (bucket_mask + 1) * IOTSEC_RATELIMIT_WAYS */
+    struct iotsec_siphash *hasher; /* keyed: bucket choice cannot be aimed at */
+    struct slot *slots;            /* (bucket_mask + 1) * IOTSEC_RATELIMIT_WAYS */
     struct stripe *stripes;
 };
-
-/* ---- SipHash-2-4: a keyed hash, so bucket choice cannot be predicted from outside ---- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-static uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t siphash24(const uint64_t k[2], const uint8_t *in, size_t len)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k[0];
-    uint64_t v1 = 0x646f72616e646f6dULL ^ k[1];
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k[0];
-    uint64_t v3 = 0x7465646279746573ULL ^ k[1];
-    size_t full = len & ~(size_t)7;
-    for (size_t i = 0; i < full; i += 8) {
-        uint64_t m = load_le64(in + i);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < (len & 7); i++)
-        b |= (uint64_t)in[full + i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /* ---- table ---- */
 
@@ -154,7 +96,7 @@ iotsec_result iotsec_ratelimit_new(const struct iotsec_ratelimit_config *config,
     memset(rl->stripes, 0, stripes * sizeof(struct stripe));
     for (size_t i = 0; i < stripes; i++)
         pthread_mutex_init(&rl->stripes[i].lock, NULL);
-    if (!iotsec_ok(iotsec_random(rl->sipkey, sizeof(rl->sipkey)))) {
+    if (!iotsec_ok(iotsec_siphash_new(&rl->hasher))) {
         iotsec_ratelimit_free(rl);
         return IOTSEC_RESULT_ERR;
     }
@@ -168,6 +110,7 @@ void iotsec_ratelimit_free(struct iotsec_ratelimit *rl)
         return;
     for (size_t i = 0; i <= rl->stripe_mask; i++)
         pthread_mutex_destroy(&rl->stripes[i].lock);
+    iotsec_siphash_free(rl->hasher);
     free(rl->stripes);
     free(rl->slots);
     free(rl);
@@ -245,7 +188,8 @@ iotsec_result iotsec_ratelimit_take(struct iotsec_ratelimit *rl, struct iotsec_s
     IOTSEC_ENSURE(now_ms >= 0 && now_ms <= IOTSEC_RATELIMIT_NOW_MAX, IOTSEC_ERR_INVALID_ARG,
                   "ratelimit: time %lld ms is out of range", (long long)now_ms);
 
-    uint64_t hash = siphash24(rl->sipkey, key.ptr, key.len);
+    uint64_t hash;
+    IOTSEC_GUARD(iotsec_siphash64(rl->hasher, key, &hash));
     /* Two buckets from independent halves of the hash; distinct whenever there are two. */
     size_t b0 = (size_t)hash & rl->bucket_mask;
     size_t b1 = (size_t)(hash >> 32) & rl->bucket_mask;
