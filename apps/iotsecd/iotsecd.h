@@ -69,6 +69,12 @@ enum iotsecd_route_id {
     ROUTE_AUTH_TOKEN,
     ROUTE_AUTH_CHALLENGE,
     ROUTE_AUTH_VERIFY,
+    ROUTE_AUTH_LOGIN,
+    ROUTE_AUTH_PASSWORD,
+    ROUTE_AUTH_SESSION,
+    ROUTE_SECURITY_EVENTS,
+    ROUTE_SECURITY_BLOCKS,
+    ROUTE_DEVICES,
     ROUTE_OTHER,
     ROUTE__COUNT
 };
@@ -92,6 +98,7 @@ struct listener_ctx;
 struct iotsec_apikey_auth;
 struct iotsec_challenge_store;
 struct iotsec_jwt_key;
+struct iotsecd_operators;
 
 struct iotsecd {
     struct iotsecd_config cfg;
@@ -101,6 +108,7 @@ struct iotsecd {
     struct iotsec_apikey_auth *apikeys;        /* X-API-Key, with each key's own limit */
     struct iotsec_challenge_store *challenges; /* challenge-response, single use */
     struct iotsec_jwt_key *jwt_key;            /* device tokens: HS256, DIR/jwt-hs256.key */
+    struct iotsecd_operators *operators;       /* login and sessions (operators.c) */
     struct iotsecd_writer *writer;
     struct iotsecd_worker *workers;
     int n_workers;
@@ -207,6 +215,39 @@ void iotsecd_writer_stop(struct iotsecd_writer *writer);
  * and sets up the API-key authenticator and the challenge store. */
 IOTSEC_MUST_CHECK iotsec_result iotsecd_auth_init(struct iotsecd *server);
 void iotsecd_auth_free(struct iotsecd *server);
+
+/* ---- operators (operators.c) ---- */
+struct iotsecd_op_request {
+    struct evhttp_request *req;
+    struct iotsecd_conn *conn;
+    struct iotsecd *server;
+    int64_t started_us;
+    int route;
+    /* Set by iotsecd_op_authenticate. */
+    char user[IOTSEC_STORE_USER_MAX + 1];
+    char token[64];
+    int role; /* enum iotsec_store_role */
+    bool must_change;
+};
+
+IOTSEC_MUST_CHECK iotsec_result iotsecd_operators_new(struct iotsecd *server);
+void iotsecd_operators_free(struct iotsecd *server);
+/* First start: the first admin with a one-time password, printed once on stdout. */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_operators_bootstrap(struct iotsecd *server,
+                                                            struct iotsec_store *store);
+/* A session token ("ses_..."): true with the operator filled in, else answered 401. */
+bool iotsecd_op_authenticate(struct iotsecd_op_request *r, const char *token);
+/* The operator's role has the permission (enum iotsec_permission) and no password change
+ * is pending; else answered 403. */
+bool iotsecd_op_allowed(struct iotsecd_op_request *r, int permission);
+void iotsecd_op_login(struct iotsecd_op_request *r, json_t *body);
+void iotsecd_op_logout(struct iotsecd_op_request *r);
+void iotsecd_op_password(struct iotsecd_op_request *r, json_t *body);
+void iotsecd_op_events(struct iotsecd_op_request *r);
+/* GET (source NULL) lists the blocks in force; DELETE lifts the block of source. */
+void iotsecd_op_blocks(struct iotsecd_op_request *r, const char *source);
+void iotsecd_op_devices(struct iotsecd_op_request *r);
+void iotsecd_op_device_state(struct iotsecd_op_request *r, const char *device_id, bool enable);
 
 /* ---- requests (routes.c) ---- */
 void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn);

@@ -132,6 +132,19 @@ static iotsec_result check_data_dir(const struct iotsecd_config *cfg)
     return IOTSEC_RESULT_OK;
 }
 
+/* No account exists until someone creates one: on the first start, that is the first
+ * admin, with a one-time password printed once. */
+static iotsec_result first_admin(struct iotsecd *server)
+{
+    char path[IOTSECD_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/store.db", server->cfg.data_dir);
+    struct iotsec_store *store = NULL;
+    IOTSEC_GUARD(iotsec_store_open(path, &store));
+    iotsec_result r = iotsecd_operators_bootstrap(server, store);
+    iotsec_store_close(store);
+    return r;
+}
+
 static int run(struct iotsecd *server, const sigset_t *signals)
 {
     struct iotsec_ratelimit_config rl = {.rate = server->cfg.rate_per_minute,
@@ -139,7 +152,8 @@ static int run(struct iotsecd *server, const sigset_t *signals)
                                          .burst = server->cfg.rate_per_minute,
                                          .capacity = 1u << 16};
     bool ok = iotsec_ok(check_data_dir(&server->cfg)) && iotsec_ok(iotsecd_tls_init(server)) &&
-              iotsec_ok(iotsecd_auth_init(server)) &&
+              iotsec_ok(iotsecd_auth_init(server)) && iotsec_ok(iotsecd_operators_new(server)) &&
+              iotsec_ok(first_admin(server)) &&
               iotsec_ok(iotsec_ratelimit_new(&rl, &server->ratelimit)) &&
               iotsec_ok(iotsecd_writer_start(server)) && iotsec_ok(iotsecd_workers_start(server));
     if (!ok) {
@@ -147,6 +161,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
         iotsecd_workers_stop(server);
         iotsecd_writer_stop(server->writer);
         iotsec_ratelimit_free(server->ratelimit);
+        iotsecd_operators_free(server);
         iotsecd_auth_free(server);
         iotsecd_tls_free(server);
         return 1;
@@ -172,6 +187,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
     iotsecd_workers_stop(server);
     iotsecd_writer_stop(server->writer);
     iotsec_ratelimit_free(server->ratelimit);
+    iotsecd_operators_free(server);
     iotsecd_auth_free(server);
     iotsecd_tls_free(server);
     iotsec_log_info("stopped");

@@ -22,6 +22,7 @@
 #include "iotsec/json.h"
 #include "iotsec/jwt.h"
 #include "iotsec/log.h"
+#include "iotsec/operator.h"
 #include "iotsec/schema.h"
 #include "iotsec/time.h"
 
@@ -43,6 +44,12 @@ static const char *const route_names[ROUTE__COUNT] = {
     [ROUTE_AUTH_TOKEN] = "/api/auth/token",
     [ROUTE_AUTH_CHALLENGE] = "/api/auth/challenge",
     [ROUTE_AUTH_VERIFY] = "/api/auth/verify",
+    [ROUTE_AUTH_LOGIN] = "/api/auth/login",
+    [ROUTE_AUTH_PASSWORD] = "/api/auth/password",
+    [ROUTE_AUTH_SESSION] = "/api/auth/session",
+    [ROUTE_SECURITY_EVENTS] = "/api/security/events",
+    [ROUTE_SECURITY_BLOCKS] = "/api/security/blocks",
+    [ROUTE_DEVICES] = "/api/devices",
     [ROUTE_OTHER] = "other",
 };
 
@@ -370,6 +377,10 @@ static bool api_identity(struct request *r)
         }
         return false;
     }
+    if (authz != NULL && strncmp(authz, "Bearer ses_", 11) == 0) {
+        fail(r, 403, "Operators cannot send device telemetry");
+        return false;
+    }
     if (authz != NULL && strncmp(authz, "Bearer ", 7) == 0) {
         json_t *claims = NULL;
         bool ok = iotsec_ok(iotsec_jwt_verify(
@@ -535,6 +546,140 @@ static void auth_verify(struct request *r)
     reply_token(r, id);
 }
 
+/* ---- operators ---- */
+
+static void method_not_allowed(struct request *r, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+    fail(r, 405, "Method not allowed");
+}
+
+static bool is_session(const char *authz)
+{
+    return authz != NULL && strncmp(authz, "Bearer ses_", 11) == 0;
+}
+
+/* An operator's session on the API listener; false when it has answered. */
+static bool operator_session(struct request *r, struct iotsecd_op_request *op)
+{
+    *op = (struct iotsecd_op_request){.req = r->req,
+                                      .conn = r->conn,
+                                      .server = r->server,
+                                      .started_us = r->started_us,
+                                      .route = r->route};
+    if (r->conn->device_listener) {
+        fail(r, 403, "Operators use the API listener");
+        return false;
+    }
+    const char *authz =
+        evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    if (!is_session(authz)) {
+        auth_failure(r, "session", "no_credentials", NULL);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
+        fail(r, 401, "Authentication required");
+        return false;
+    }
+    return iotsecd_op_authenticate(op, authz + 7);
+}
+
+/* "/api/devices/{id}/{action}" -> id and action ("disable", "enable"). */
+static bool match_device_action(const char *path, char *id, size_t size, const char **action)
+{
+    static const char prefix[] = "/api/devices/";
+    size_t plen = sizeof(prefix) - 1;
+    if (strncmp(path, prefix, plen) != 0)
+        return false;
+    const char *slash = strchr(path + plen, '/');
+    if (slash == NULL || (size_t)(slash - path - plen) >= size)
+        return false;
+    memcpy(id, path + plen, (size_t)(slash - path - plen));
+    id[slash - path - plen] = '\0';
+    *action = slash + 1;
+    return iotsec_pki_device_id_valid(id) &&
+           (strcmp(*action, "disable") == 0 || strcmp(*action, "enable") == 0);
+}
+
+/* The operator routes; false when path is none of them. */
+static bool operator_routes(struct request *r, const char *path, enum evhttp_cmd_type method)
+{
+    struct iotsecd_op_request op;
+    char id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
+    const char *action = NULL;
+    if (strcmp(path, "/api/auth/login") == 0) {
+        static const char *const members[] = {"username", "password", "totp", NULL};
+        r->route = ROUTE_AUTH_LOGIN;
+        json_t *doc = NULL;
+        if (method != EVHTTP_REQ_POST) {
+            method_not_allowed(r, "POST");
+        } else if (r->conn->device_listener) {
+            fail(r, 403, "Operators use the API listener");
+        } else if (json_body(r, members, &doc)) {
+            iotsecd_op_login(&(struct iotsecd_op_request){.req = r->req,
+                                                          .conn = r->conn,
+                                                          .server = r->server,
+                                                          .started_us = r->started_us,
+                                                          .route = r->route},
+                             doc);
+            json_decref(doc);
+        }
+    } else if (strcmp(path, "/api/auth/password") == 0) {
+        static const char *const members[] = {"currentPassword", "newPassword", "totp", NULL};
+        r->route = ROUTE_AUTH_PASSWORD;
+        json_t *doc = NULL;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(r, "POST");
+        else if (operator_session(r, &op) && json_body(r, members, &doc)) {
+            iotsecd_op_password(&op, doc);
+            json_decref(doc);
+        }
+    } else if (strcmp(path, "/api/auth/session") == 0) {
+        r->route = ROUTE_AUTH_SESSION;
+        if (method != EVHTTP_REQ_DELETE)
+            method_not_allowed(r, "DELETE");
+        else if (operator_session(r, &op))
+            iotsecd_op_logout(&op);
+    } else if (strcmp(path, "/api/security/events") == 0) {
+        r->route = ROUTE_SECURITY_EVENTS;
+        if (method != EVHTTP_REQ_GET)
+            method_not_allowed(r, "GET");
+        else if (operator_session(r, &op))
+            iotsecd_op_events(&op);
+    } else if (strcmp(path, "/api/security/blocks") == 0) {
+        r->route = ROUTE_SECURITY_BLOCKS;
+        if (method != EVHTTP_REQ_GET)
+            method_not_allowed(r, "GET");
+        else if (operator_session(r, &op))
+            iotsecd_op_blocks(&op, NULL);
+    } else if (strncmp(path, "/api/security/blocks/", 21) == 0) {
+        r->route = ROUTE_SECURITY_BLOCKS;
+        if (method != EVHTTP_REQ_DELETE) {
+            method_not_allowed(r, "DELETE");
+        } else if (operator_session(r, &op)) {
+            char *source = evhttp_uridecode(path + 21, 0, NULL);
+            if (source == NULL || source[0] == '\0')
+                fail(r, 400, "Which source?");
+            else
+                iotsecd_op_blocks(&op, source);
+            free(source);
+        }
+    } else if (strcmp(path, "/api/devices") == 0) {
+        r->route = ROUTE_DEVICES;
+        if (method != EVHTTP_REQ_GET)
+            method_not_allowed(r, "GET");
+        else if (operator_session(r, &op))
+            iotsecd_op_devices(&op);
+    } else if (match_device_action(path, id, sizeof(id), &action)) {
+        r->route = ROUTE_DEVICES;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(r, "POST");
+        else if (operator_session(r, &op))
+            iotsecd_op_device_state(&op, id, strcmp(action, "enable") == 0);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* ---- routing ---- */
 
 /* "/api/devices/{id}/telemetry" -> id; false for any other path. */
@@ -551,12 +696,6 @@ static bool match_device_telemetry(const char *path, char *id, size_t size)
     memcpy(id, path + plen, n);
     id[n] = '\0';
     return iotsec_pki_device_id_valid(id);
-}
-
-static void method_not_allowed(struct request *r, const char *allow)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
-    fail(r, 405, "Method not allowed");
 }
 
 void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
@@ -609,10 +748,20 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
             telemetry_post(&r);
     } else if (match_device_telemetry(path, id, sizeof(id))) {
         r.route = ROUTE_TELEMETRY_GET;
-        if (method != EVHTTP_REQ_GET)
+        struct iotsecd_op_request op;
+        if (method != EVHTTP_REQ_GET) {
             method_not_allowed(&r, "GET");
-        else if (conn->device_listener || api_identity(&r))
+        } else if (!conn->device_listener &&
+                   is_session(evhttp_find_header(evhttp_request_get_input_headers(req),
+                                                 "Authorization"))) {
+            /* An operator reads any device's telemetry with telemetry.read. */
+            if (operator_session(&r, &op) && iotsecd_op_allowed(&op, IOTSEC_PERM_TELEMETRY_READ)) {
+                snprintf(r.device_id, sizeof(r.device_id), "%s", id);
+                telemetry_get(&r, id);
+            }
+        } else if (conn->device_listener || api_identity(&r)) {
             telemetry_get(&r, id);
+        }
     } else if (strcmp(path, "/api/auth/token") == 0) {
         r.route = ROUTE_AUTH_TOKEN;
         if (method != EVHTTP_REQ_POST)
@@ -631,7 +780,7 @@ void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn)
             method_not_allowed(&r, "POST");
         else
             auth_verify(&r);
-    } else {
+    } else if (!operator_routes(&r, path, method)) {
         fail(&r, 404, "Not found");
     }
 }

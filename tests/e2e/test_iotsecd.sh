@@ -39,7 +39,7 @@ s=[socket.socket() for _ in range(2)]
 print(*[x.getsockname()[1] for x in s])')
 SERVER_PID=""
 start_server() {
-    "$IOTSECD" --device-port "$DPORT" --api-port "$APORT" 2>>"$WORK/server.log" &
+    "$IOTSECD" --device-port "$DPORT" --api-port "$APORT" >>"$WORK/server.out" 2>>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         if curl -s --cacert var/ca.crt "https://127.0.0.1:$APORT/healthz" >/dev/null 2>&1; then return 0; fi
@@ -173,6 +173,51 @@ expect_eq "unknown device: 404" "$OUT" "404"
 check_exit "challenge with an extra field" 0 curl -s -o /dev/null -w '%{http_code}' --cacert var/ca.crt -H 'Content-Type: application/json' -d '{"deviceId":"dev-1","x":1}' "https://127.0.0.1:$APORT/api/auth/challenge"
 expect_eq "extra field: 400" "$OUT" "400"
 
+# --- operators ------------------------------------------------------------------------------
+expect_contains "first start printed the one-time password" "$(cat "$WORK/server.out")" "operator 'admin' created"
+OTP=$(sed -n 2p "$WORK/server.out" | tr -d ' ')
+expect_eq "the password is not in the log" "$(grep -c -- "$OTP" "$WORK/server.log" || true)" "0"
+ocurl() { # TOKEN METHOD PATH [BODY]: prints "STATUS BODY"
+    local tok=$1 method=$2 path=$3 body=${4:-}
+    local args=(-X "$method")
+    [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    curl -sS --cacert var/ca.crt -o "$WORK/.body" -w '%{http_code}' "${args[@]}" "https://127.0.0.1:$APORT$path"
+    printf ' %s' "$(cat "$WORK/.body")"
+}
+login() { # USER PASSWORD: prints the session token
+    ocurl "" POST /api/auth/login "{\"username\":\"$1\",\"password\":\"$2\"}" | cut -d' ' -f2- |
+        python3 -c 'import json,sys; print(json.load(sys.stdin).get("token",""))'
+}
+expect_contains "wrong password" "$(ocurl "" POST /api/auth/login '{"username":"admin","password":"not the password"}')" '401 {"error":"Login failed"}'
+expect_contains "unknown user, same answer" "$(ocurl "" POST /api/auth/login '{"username":"mallory","password":"whatever it is"}')" '401 {"error":"Login failed"}'
+ADMIN=$(login admin "$OTP")
+expect_contains "session token" "$ADMIN" "ses_"
+expect_contains "one-time password: nothing but a change" "$(ocurl "$ADMIN" GET /api/security/events)" '403 {"error":"Password change required'
+expect_contains "password changed" "$(ocurl "$ADMIN" POST /api/auth/password "{\"currentPassword\":\"$OTP\",\"newPassword\":\"admin password for the e2e\"}")" "200"
+res=$(ocurl "$ADMIN" GET "/api/security/events?type=auth_failure&limit=5")
+expect_contains "events for the admin" "$res" '200 {"events":[{'
+expect_contains "login failures are events" "$res" '"reason":"bad_password"'
+expect_contains "bad filter" "$(ocurl "$ADMIN" GET "/api/security/events?severity=loud")" "400"
+expect_contains "devices listed" "$(ocurl "$ADMIN" GET /api/devices)" '"id":"dev-1","status":"active"'
+expect_contains "admin disables a device" "$(ocurl "$ADMIN" POST /api/devices/dev-2/disable)" '200 {"id":"dev-2","status":"disabled"}'
+refused "disabled through the API" --cert out/dev-2.crt --key out/dev-2.key "https://127.0.0.1:$DPORT/healthz"
+expect_contains "admin enables it" "$(ocurl "$ADMIN" POST /api/devices/dev-2/enable)" "200"
+expect_contains "operator reads telemetry" "$(ocurl "$ADMIN" GET /api/devices/dev-1/telemetry)" '"temperature":21.5'
+expect_contains "operators send no telemetry" "$(apost "$(good dev-1)" "Authorization: Bearer $ADMIN")" "403"
+expect_contains "blocks listed" "$(ocurl "$ADMIN" GET /api/security/blocks)" '200 {"blocks":'
+make_secret_file "$WORK/viewer-pass" "viewer password for the e2e"
+"$IOTSEC" user add viewer1 --role viewer --password-file "$WORK/viewer-pass" >/dev/null 2>&1
+VIEWER=$(login viewer1 "viewer password for the e2e")
+expect_contains "viewer reads events" "$(ocurl "$VIEWER" GET /api/security/events)" "200"
+expect_contains "viewer may not disable" "$(ocurl "$VIEWER" POST /api/devices/dev-1/disable)" '403 {"error":"The viewer role lacks devices.write"}'
+expect_contains "viewer may not unblock" "$(ocurl "$VIEWER" DELETE /api/security/blocks/10.0.0.1)" "403"
+"$IOTSEC" user disable viewer1 >/dev/null 2>&1
+expect_contains "disabled operator's session ends" "$(ocurl "$VIEWER" GET /api/security/events)" "401"
+expect_contains "logout" "$(ocurl "$ADMIN" DELETE /api/auth/session)" "200"
+expect_contains "after logout" "$(ocurl "$ADMIN" GET /api/security/events)" '401 {"error":"Invalid or expired session"}'
+expect_contains "a made-up session" "$(ocurl "ses_$(openssl rand -hex 24)" GET /api/devices)" "401"
+
 # --- rate limit ---------------------------------------------------------------------------
 # 20 a minute with a burst of 20: about 20 pass back to back (one more every 3 s).
 accepted=0
@@ -276,6 +321,7 @@ check_exit "served again" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/healthz"
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 start_server
+expect_eq "the one-time password is printed once" "$(grep -c "operator 'admin' created" "$WORK/server.out")" "1"
 urls=()
 for _ in $(seq 1 9); do urls+=(-o /dev/null "https://127.0.0.1:$APORT/api/devices/dev-1/telemetry"); done
 statuses=$(curl -s --rate 3/s --cacert var/ca.crt -H "X-API-Key: iot_$(openssl rand -hex 24)" -w '%{http_code}\n' "${urls[@]}" | tr '\n' ' ')
