@@ -75,6 +75,7 @@ enum iotsecd_route_id {
     ROUTE_SECURITY_EVENTS,
     ROUTE_SECURITY_BLOCKS,
     ROUTE_DEVICES,
+    ROUTE_COMMANDS,
     ROUTE_OTHER,
     ROUTE__COUNT
 };
@@ -248,6 +249,8 @@ void iotsecd_op_events(struct iotsecd_op_request *r);
 void iotsecd_op_blocks(struct iotsecd_op_request *r, const char *source);
 void iotsecd_op_devices(struct iotsecd_op_request *r);
 void iotsecd_op_device_state(struct iotsecd_op_request *r, const char *device_id, bool enable);
+/* body: the raw request body (size and content type already checked). */
+void iotsecd_op_command(struct iotsecd_op_request *r, struct iotsec_slice body);
 
 /* ---- requests (routes.c) ---- */
 void iotsecd_dispatch(struct evhttp_request *req, struct iotsecd_conn *conn);

@@ -16,6 +16,7 @@
 #include "iotsec/log.h"
 #include "iotsec/operator.h"
 #include "iotsec/registry.h"
+#include "iotsec/schema.h"
 #include "iotsec/time.h"
 
 #include <event2/buffer.h>
@@ -75,8 +76,8 @@ iotsec_result iotsecd_operators_bootstrap(struct iotsecd *server, struct iotsec_
     iotsec_buf_init_secret(&otp);
     bool created = false;
     struct iotsec_password_params params = IOTSEC_PASSWORD_PARAMS_DEFAULT;
-    iotsec_result r = iotsec_operator_bootstrap(store, &params, "admin", iotsecd_now_us() / 1000,
-                                                &otp, &created);
+    iotsec_result r =
+        iotsec_operator_bootstrap(store, &params, "admin", iotsecd_now_us() / 1000, &otp, &created);
     if (iotsec_ok(r) && created) {
         /* Once, on stdout, never in the log: the operator changes it at the first login. */
         printf("iotsecd: first start: operator 'admin' created with the one-time password\n"
@@ -134,7 +135,8 @@ static bool session_find(struct iotsecd_operators *ops, const char *token, int64
     pthread_mutex_lock(&ops->lock);
     for (size_t i = 0; i < OPERATOR_SESSIONS && !found; i++) {
         struct session *s = &ops->sessions[i];
-        if (s->expires_ms > now_ms && iotsec_ct_equal(iotsec_slice_make(s->hash, sizeof(hash)), iotsec_slice_make(hash, sizeof(hash)))) {
+        if (s->expires_ms > now_ms && iotsec_ct_equal(iotsec_slice_make(s->hash, sizeof(hash)),
+                                                      iotsec_slice_make(hash, sizeof(hash)))) {
             found = true;
             if (out != NULL)
                 *out = *s;
@@ -197,13 +199,13 @@ void iotsecd_op_login(struct iotsecd_op_request *r, json_t *body)
     const char *name = NULL, *password = NULL, *totp = NULL;
     if (!iotsec_ok(iotsec_json_get_string(body, "username", IOTSEC_JSON_REQUIRED,
                                           IOTSEC_STORE_USER_MAX, &name)) ||
-        !iotsec_ok(iotsec_json_get_string(body, "password", IOTSEC_JSON_REQUIRED, 1024,
-                                          &password)) ||
+        !iotsec_ok(
+            iotsec_json_get_string(body, "password", IOTSEC_JSON_REQUIRED, 1024, &password)) ||
         !iotsec_ok(iotsec_json_get_string(body, "totp", IOTSEC_JSON_OPTIONAL, 16, &totp))) {
-        iotsecd_reply_json(r->req, r->conn, r->route, 400,
-                           json_pack("{s:s,s:s}", "error", "Validation failed", "message",
-                                     iotsec_error_message()),
-                           r->started_us);
+        iotsecd_reply_json(
+            r->req, r->conn, r->route, 400,
+            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+            r->started_us);
         return;
     }
     int64_t now_ms = r->started_us / 1000;
@@ -218,15 +220,15 @@ void iotsecd_op_login(struct iotsecd_op_request *r, json_t *body)
             reply_error(r, 503, "Login is unavailable; try again");
             return;
         }
-        op_auth_failure(r, user_name_ok(name) ? iotsec_login_reason_name(outcome.reason)
-                                              : "bad_user_name",
-                        user_name_ok(name) ? name : "");
+        op_auth_failure(
+            r, user_name_ok(name) ? iotsec_login_reason_name(outcome.reason) : "bad_user_name",
+            user_name_ok(name) ? name : "");
         reply_error(r, 401, "Login failed");
         return;
     }
     char token[sizeof(SESSION_PREFIX) + SESSION_HEX];
-    if (!iotsec_ok(session_create(r->server->operators, name, outcome.must_change_password,
-                                  now_ms, token))) {
+    if (!iotsec_ok(session_create(r->server->operators, name, outcome.must_change_password, now_ms,
+                                  token))) {
         reply_error(r, 500, "Internal error");
         return;
     }
@@ -251,20 +253,20 @@ void iotsecd_op_password(struct iotsecd_op_request *r, json_t *body)
     const char *current = NULL, *fresh = NULL, *totp = NULL;
     if (!iotsec_ok(iotsec_json_get_string(body, "currentPassword", IOTSEC_JSON_REQUIRED, 1024,
                                           &current)) ||
-        !iotsec_ok(iotsec_json_get_string(body, "newPassword", IOTSEC_JSON_REQUIRED, 1024,
-                                          &fresh)) ||
+        !iotsec_ok(
+            iotsec_json_get_string(body, "newPassword", IOTSEC_JSON_REQUIRED, 1024, &fresh)) ||
         !iotsec_ok(iotsec_json_get_string(body, "totp", IOTSEC_JSON_OPTIONAL, 16, &totp))) {
-        iotsecd_reply_json(r->req, r->conn, r->route, 400,
-                           json_pack("{s:s,s:s}", "error", "Validation failed", "message",
-                                     iotsec_error_message()),
-                           r->started_us);
+        iotsecd_reply_json(
+            r->req, r->conn, r->route, 400,
+            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+            r->started_us);
         return;
     }
     if (!iotsec_ok(iotsec_password_check_length(iotsec_slice_from_str(fresh)))) {
-        iotsecd_reply_json(r->req, r->conn, r->route, 400,
-                           json_pack("{s:s,s:s}", "error", "Validation failed", "message",
-                                     iotsec_error_message()),
-                           r->started_us);
+        iotsecd_reply_json(
+            r->req, r->conn, r->route, 400,
+            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+            r->started_us);
         return;
     }
     int64_t now_ms = r->started_us / 1000;
@@ -428,8 +430,8 @@ void iotsecd_op_blocks(struct iotsecd_op_request *r, const char *source)
             return;
         struct iotsec_store_block_list list = {0};
         struct iotsec_store_page page = {.limit = IOTSEC_STORE_LIST_MAX};
-        if (!iotsec_ok(iotsec_store_block_list_active(r->conn->worker->store, now_ms, &page,
-                                                      &list))) {
+        if (!iotsec_ok(
+                iotsec_store_block_list_active(r->conn->worker->store, now_ms, &page, &list))) {
             reply_error(r, 503, "Blocks could not be read");
             return;
         }
@@ -449,9 +451,14 @@ void iotsecd_op_blocks(struct iotsecd_op_request *r, const char *source)
     if (!iotsecd_op_allowed(r, IOTSEC_PERM_BLOCKS_WRITE))
         return;
     if (!iotsec_ok(iotsec_store_block_remove(r->conn->worker->store, source))) {
-        reply_error(r, iotsec_error_code() == IOTSEC_ERR_NOT_FOUND ? 404 : 400,
-                    iotsec_error_code() == IOTSEC_ERR_NOT_FOUND ? "No such block"
-                                                                : "Not a valid source");
+        int code = iotsec_error_code();
+        reply_error(r,
+                    code == IOTSEC_ERR_NOT_FOUND     ? 404
+                    : code == IOTSEC_ERR_INVALID_ARG ? 400
+                                                     : 503,
+                    code == IOTSEC_ERR_NOT_FOUND     ? "No such block"
+                    : code == IOTSEC_ERR_INVALID_ARG ? "Not a valid source"
+                                                     : "The block could not be removed");
         return;
     }
     char details[160];
@@ -467,18 +474,18 @@ void iotsecd_op_devices(struct iotsecd_op_request *r)
         return;
     struct iotsec_store_device_list list = {0};
     struct iotsec_store_page page = {.limit = IOTSEC_STORE_LIST_MAX};
-    if (!iotsec_ok(iotsec_store_device_list(r->conn->worker->store, IOTSEC_STORE_DEVICE_ANY,
-                                            &page, &list))) {
+    if (!iotsec_ok(iotsec_store_device_list(r->conn->worker->store, IOTSEC_STORE_DEVICE_ANY, &page,
+                                            &list))) {
         reply_error(r, 503, "Devices could not be read");
         return;
     }
     json_t *devices = json_array();
     for (size_t i = 0; devices != NULL && i < list.count; i++) {
         const struct iotsec_store_device *d = &list.items[i];
-        json_array_append_new(
-            devices, json_pack("{s:s,s:s,s:s,s:s}", "id", d->id, "status",
-                               iotsec_store_device_status_name(d->status), "model", d->model,
-                               "certificateSha256", d->cert_fingerprint));
+        json_array_append_new(devices,
+                              json_pack("{s:s,s:s,s:s,s:s}", "id", d->id, "status",
+                                        iotsec_store_device_status_name(d->status), "model",
+                                        d->model, "certificateSha256", d->cert_fingerprint));
     }
     bool more = list.more;
     iotsec_store_device_list_free(&list);
@@ -493,7 +500,10 @@ void iotsecd_op_device_state(struct iotsecd_op_request *r, const char *device_id
     if (!iotsec_ok(iotsec_registry_set_enabled(r->conn->worker->store, device_id, enable,
                                                r->started_us / 1000000))) {
         int code = iotsec_error_code();
-        reply_error(r, code == IOTSEC_ERR_NOT_FOUND ? 404 : code == IOTSEC_ERR_PERMISSION ? 409 : 503,
+        reply_error(r,
+                    code == IOTSEC_ERR_NOT_FOUND    ? 404
+                    : code == IOTSEC_ERR_PERMISSION ? 409
+                                                    : 503,
                     code == IOTSEC_ERR_NOT_FOUND    ? "No such device"
                     : code == IOTSEC_ERR_PERMISSION ? "The device is revoked"
                                                     : "The device could not be changed");
@@ -505,8 +515,57 @@ void iotsecd_op_device_state(struct iotsecd_op_request *r, const char *device_id
         iotsecd_report(r->server, IOTSEC_EVENT_DEVICE_DISABLED, device_id, r->conn->peer_ip,
                        details);
     }
-    iotsecd_reply_json(r->req, r->conn, r->route, 200,
-                       json_pack("{s:s,s:s}", "id", device_id, "status",
-                                 enable ? "active" : "disabled"),
+    iotsecd_reply_json(
+        r->req, r->conn, r->route, 200,
+        json_pack("{s:s,s:s}", "id", device_id, "status", enable ? "active" : "disabled"),
+        r->started_us);
+}
+
+/* POST /api/commands: validated by the command schema (reset needs payload.confirm ===
+ * true), recorded for the device; delivery over MQTT is the broker bridge's job. */
+void iotsecd_op_command(struct iotsecd_op_request *r, struct iotsec_slice body)
+{
+    if (!iotsecd_op_allowed(r, IOTSEC_PERM_COMMANDS_SEND))
+        return;
+    json_t *doc = NULL, *details = NULL;
+    if (!iotsec_ok(iotsec_schema_command(body, NULL, iotsec_time_now(), &doc, &details))) {
+        json_t *err = details != NULL ? iotsec_schema_error_body(details)
+                                      : json_pack("{s:s}", "error", "Validation failed");
+        json_decref(details);
+        iotsecd_reply_json(r->req, r->conn, r->route, 400, err, r->started_us);
+        return;
+    }
+    struct iotsec_store_command c = {.created_at = r->started_us / 1000};
+    const char *target = json_string_value(json_object_get(doc, "target"));
+    const char *action = json_string_value(json_object_get(doc, "action"));
+    json_t *payload = json_object_get(doc, "payload");
+    struct iotsec_buf text;
+    iotsec_buf_init(&text);
+    bool ok = target != NULL && action != NULL && iotsec_pki_device_id_valid(target) &&
+              (payload == NULL || (iotsec_ok(iotsec_json_dump(payload, 0, &text)) &&
+                                   iotsec_ok(iotsec_buf_terminate(&text))));
+    if (ok) {
+        snprintf(c.target, sizeof(c.target), "%s", target);
+        snprintf(c.action, sizeof(c.action), "%s", action);
+        snprintf(c.issued_by, sizeof(c.issued_by), "%s", r->user);
+        c.payload = payload != NULL ? (char *)text.ptr : NULL;
+    }
+    json_decref(doc);
+    if (!ok) {
+        iotsec_buf_free(&text);
+        reply_error(r, 400, "The target must be a device id");
+        return;
+    }
+    iotsec_result stored = iotsec_store_command_insert(r->conn->worker->store, &c);
+    iotsec_buf_free(&text);
+    if (!iotsec_ok(stored)) {
+        bool missing = iotsec_error_code() == IOTSEC_ERR_NOT_FOUND;
+        reply_error(r, missing ? 404 : 503,
+                    missing ? "No such device" : "The command could not be recorded");
+        return;
+    }
+    iotsecd_reply_json(r->req, r->conn, r->route, 202,
+                       json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)c.seq, "target", c.target,
+                                 "action", c.action, "status", "pending"),
                        r->started_us);
 }

@@ -50,6 +50,7 @@ static const char *const route_names[ROUTE__COUNT] = {
     [ROUTE_SECURITY_EVENTS] = "/api/security/events",
     [ROUTE_SECURITY_BLOCKS] = "/api/security/blocks",
     [ROUTE_DEVICES] = "/api/devices",
+    [ROUTE_COMMANDS] = "/api/commands",
     [ROUTE_OTHER] = "other",
 };
 
@@ -668,6 +669,19 @@ static bool operator_routes(struct request *r, const char *path, enum evhttp_cmd
             method_not_allowed(r, "GET");
         else if (operator_session(r, &op))
             iotsecd_op_devices(&op);
+    } else if (strcmp(path, "/api/commands") == 0) {
+        r->route = ROUTE_COMMANDS;
+        struct iotsec_slice body;
+        if (method != EVHTTP_REQ_POST)
+            method_not_allowed(r, "POST");
+        else if (!operator_session(r, &op))
+            return true;
+        else if (!json_content(r))
+            fail(r, 415, "Content-Type must be application/json");
+        else if (!body_of(r, &body))
+            fail(r, 413, "Request body too large");
+        else
+            iotsecd_op_command(&op, body);
     } else if (match_device_action(path, id, sizeof(id), &action)) {
         r->route = ROUTE_DEVICES;
         if (method != EVHTTP_REQ_POST)

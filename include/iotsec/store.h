@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 /* The schema version this build creates and understands. */
-#define IOTSEC_STORE_SCHEMA_VERSION 3
+#define IOTSEC_STORE_SCHEMA_VERSION 4
 /* How long a writer waits for another process's write transaction. */
 #define IOTSEC_STORE_BUSY_TIMEOUT_MS 5000
 
@@ -478,6 +478,38 @@ IOTSEC_MUST_CHECK iotsec_result
 iotsec_store_telemetry_list(struct iotsec_store *s, const char *device_id, int64_t before_seq,
                             size_t limit, struct iotsec_store_telemetry_list *out);
 void iotsec_store_telemetry_list_free(struct iotsec_store_telemetry_list *l);
+
+/* ---- commands to devices ---- */
+#define IOTSEC_STORE_ACTION_MAX  16          /* restart, update, configure, reset */
+#define IOTSEC_STORE_PAYLOAD_MAX (16 * 1024) /* bytes of JSON object text */
+
+struct iotsec_store_command {
+    int64_t seq;                              /* assigned by the store */
+    char target[IOTSEC_STORE_ID_MAX + 1];     /* a device that exists */
+    char action[IOTSEC_STORE_ACTION_MAX + 1]; /* [a-z]+ */
+    char *payload;                            /* JSON object text; NULL is "{}" (ownership as
+                                                 for event details) */
+    char issued_by[IOTSEC_STORE_USER_MAX + 1];
+    int64_t created_at;
+    int64_t delivered_at; /* 0: not yet (the MQTT bridge sets it) */
+};
+
+struct iotsec_store_command_list {
+    struct iotsec_store_command *items;
+    size_t count;
+    bool more;
+};
+
+/* Records a command (validated by the caller's schema); c->seq is filled in. NOT_FOUND
+ * when the target device does not exist. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_store_command_insert(struct iotsec_store *s,
+                                                            struct iotsec_store_command *c);
+/* A device's commands, newest first, with seq < before_seq (0: from the newest). */
+IOTSEC_MUST_CHECK iotsec_result iotsec_store_command_list(struct iotsec_store *s,
+                                                          const char *target, int64_t before_seq,
+                                                          size_t limit,
+                                                          struct iotsec_store_command_list *out);
+void iotsec_store_command_list_free(struct iotsec_store_command_list *l);
 
 /* ---- names of enumerations (API and CLI text) ---- */
 /* "active", "disabled", "revoked"; "admin", "operator", "viewer"; "low", "medium",

@@ -56,6 +56,7 @@
 #define BLOCK_COLS     "source, reason, created_at, expires_at"
 #define BLOCK_ACTIVE   "(expires_at = 0 OR expires_at > ?2)"
 #define TELEMETRY_COLS "seq, device_id, ts, received_at, body"
+#define COMMAND_COLS   "seq, target, action, payload, issued_by, created_at, delivered_at"
 
 enum stmt_id {
     ST_BEGIN,
@@ -104,6 +105,8 @@ enum stmt_id {
     ST_BLOCK_PURGE,
     ST_TELEMETRY_INSERT,
     ST_TELEMETRY_LIST,
+    ST_COMMAND_INSERT,
+    ST_COMMAND_LIST,
     ST__COUNT
 };
 
@@ -189,6 +192,10 @@ static const char *const SQL[ST__COUNT] = {
                             "VALUES (?1, ?2, ?3, ?4) RETURNING seq",
     [ST_TELEMETRY_LIST] = "SELECT " TELEMETRY_COLS " FROM telemetry WHERE device_id = ?1 AND "
                           "seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    [ST_COMMAND_INSERT] = "INSERT INTO commands (target, action, payload, issued_by, created_at, "
+                          "delivered_at) VALUES (?1, ?2, ?3, ?4, ?5, 0) RETURNING seq",
+    [ST_COMMAND_LIST] = "SELECT " COMMAND_COLS " FROM commands WHERE target = ?1 AND seq < ?2 "
+                        "ORDER BY seq DESC LIMIT ?3",
 };
 
 /* Event list statements by filter combination: bit 0 type, bit 1 device, bit 2 exact
@@ -531,6 +538,19 @@ static iotsec_result read_telemetry(sqlite3_stmt *st, void *item)
     t->ts = sqlite3_column_int64(st, 2);
     t->received_at = sqlite3_column_int64(st, 3);
     return col_text_dup(st, 4, IOTSEC_STORE_TELEMETRY_MAX, &t->body, "telemetry.body");
+}
+
+static iotsec_result read_command(sqlite3_stmt *st, void *item)
+{
+    struct iotsec_store_command *c = item;
+    c->seq = sqlite3_column_int64(st, 0);
+    IOTSEC_GUARD(col_text(st, 1, c->target, sizeof(c->target), "commands.target"));
+    IOTSEC_GUARD(col_text(st, 2, c->action, sizeof(c->action), "commands.action"));
+    IOTSEC_GUARD(col_text_dup(st, 3, IOTSEC_STORE_PAYLOAD_MAX, &c->payload, "commands.payload"));
+    IOTSEC_GUARD(col_text(st, 4, c->issued_by, sizeof(c->issued_by), "commands.issued_by"));
+    c->created_at = sqlite3_column_int64(st, 5);
+    c->delivered_at = sqlite3_column_int64(st, 6);
+    return IOTSEC_RESULT_OK;
 }
 
 /* Fetches the single row of a lookup into out; NOT_FOUND names the record. */
@@ -1550,6 +1570,41 @@ static iotsec_result telemetry_list(struct iotsec_store *base, const char *devic
     return COLLECT(s, st, limit, out, read_telemetry, "store: listing telemetry");
 }
 
+/* ---- commands ---- */
+
+static iotsec_result command_insert(struct iotsec_store *base, struct iotsec_store_command *c)
+{
+    struct sqlite_store *s = of(base);
+    sqlite3_stmt *st IOTSEC_DEFER(stmt_done) = NULL;
+    IOTSEC_GUARD(stmt(s, ST_COMMAND_INSERT, &st));
+    struct binder b = {s, st, SQLITE_OK};
+    b_text(&b, 1, c->target);
+    b_text(&b, 2, c->action);
+    b_text(&b, 3, c->payload != NULL ? c->payload : "{}");
+    b_text(&b, 4, c->issued_by);
+    b_int(&b, 5, c->created_at);
+    IOTSEC_GUARD(bound(&b));
+    bool row;
+    IOTSEC_GUARD(step(s, st, &row, "store: command for %s", c->target));
+    IOTSEC_ENSURE(row, IOTSEC_ERR_FORMAT, "store: command insert returned no seq");
+    c->seq = sqlite3_column_int64(st, 0);
+    return IOTSEC_RESULT_OK;
+}
+
+static iotsec_result command_list(struct iotsec_store *base, const char *target, int64_t before_seq,
+                                  size_t limit, struct iotsec_store_command_list *out)
+{
+    struct sqlite_store *s = of(base);
+    sqlite3_stmt *st IOTSEC_DEFER(stmt_done) = NULL;
+    IOTSEC_GUARD(stmt(s, ST_COMMAND_LIST, &st));
+    struct binder b = {s, st, SQLITE_OK};
+    b_text(&b, 1, target);
+    b_int(&b, 2, before_seq);
+    b_int(&b, 3, (int64_t)limit + 1);
+    IOTSEC_GUARD(bound(&b));
+    return COLLECT(s, st, limit, out, read_command, "store: listing commands");
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1596,4 +1651,6 @@ const struct store_backend store_sqlite_backend = {
     .set_sync = set_sync,
     .telemetry_insert = telemetry_insert,
     .telemetry_list = telemetry_list,
+    .command_insert = command_insert,
+    .command_list = command_list,
 };

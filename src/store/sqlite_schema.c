@@ -118,6 +118,18 @@ static const struct migration MIGRATIONS[] = {
      "  body        TEXT NOT NULL"
      ");"
      "CREATE INDEX telemetry_device ON telemetry (device_id, seq);"},
+
+    {4, "commands to devices",
+     "CREATE TABLE commands ("
+     "  seq          INTEGER PRIMARY KEY NOT NULL,"
+     "  target       TEXT NOT NULL REFERENCES devices (id),"
+     "  action       TEXT NOT NULL,"
+     "  payload      TEXT NOT NULL,"
+     "  issued_by    TEXT NOT NULL,"
+     "  created_at   INTEGER NOT NULL,"
+     "  delivered_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX commands_target ON commands (target, seq);"},
 };
 
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == IOTSEC_STORE_SCHEMA_VERSION,

@@ -968,3 +968,50 @@ void iotsec_store_telemetry_list_free(struct iotsec_store_telemetry_list *l)
     free(l->items);
     *l = (struct iotsec_store_telemetry_list){0};
 }
+
+/* ---- commands ---- */
+
+iotsec_result iotsec_store_command_insert(struct iotsec_store *s, struct iotsec_store_command *c)
+{
+    IOTSEC_GUARD(usable(s));
+    IOTSEC_ENSURE(c != NULL, IOTSEC_ERR_INVALID_ARG, "store: no command");
+    IOTSEC_GUARD(check_device_id(c->target));
+    IOTSEC_GUARD(
+        store_check_text("command action", c->action, 1, IOTSEC_STORE_ACTION_MAX, STORE_CS_ID));
+    IOTSEC_GUARD(store_check_text("issuer", c->issued_by, 1, IOTSEC_STORE_USER_MAX, STORE_CS_USER));
+    IOTSEC_GUARD(store_check_time("command time", c->created_at));
+    if (c->payload != NULL) {
+        IOTSEC_ENSURE(strlen(c->payload) <= IOTSEC_STORE_PAYLOAD_MAX, IOTSEC_ERR_INVALID_ARG,
+                      "store: command payload is over %d bytes", IOTSEC_STORE_PAYLOAD_MAX);
+        IOTSEC_GUARD(store_check_json_object("command payload", c->payload));
+    }
+    return s->ops->command_insert(s, c);
+}
+
+iotsec_result iotsec_store_command_list(struct iotsec_store *s, const char *target,
+                                        int64_t before_seq, size_t limit,
+                                        struct iotsec_store_command_list *out)
+{
+    IOTSEC_GUARD(usable(s));
+    OUT_PARAM(out);
+    *out = (struct iotsec_store_command_list){0};
+    IOTSEC_GUARD(check_device_id(target));
+    IOTSEC_ENSURE(before_seq >= 0, IOTSEC_ERR_INVALID_ARG, "store: before_seq must be >= 0");
+    size_t n;
+    IOTSEC_GUARD(store_check_limit(limit, &n));
+    iotsec_result r =
+        s->ops->command_list(s, target, before_seq == 0 ? INT64_MAX : before_seq, n, out);
+    if (!iotsec_ok(r))
+        iotsec_store_command_list_free(out);
+    return r;
+}
+
+void iotsec_store_command_list_free(struct iotsec_store_command_list *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].payload);
+    free(l->items);
+    *l = (struct iotsec_store_command_list){0};
+}

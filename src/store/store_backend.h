@@ -121,6 +121,9 @@ struct store_backend {
     iotsec_result (*telemetry_list)(struct iotsec_store *s, const char *device_id,
                                     int64_t before_seq, size_t limit,
                                     struct iotsec_store_telemetry_list *out);
+    iotsec_result (*command_insert)(struct iotsec_store *s, struct iotsec_store_command *c);
+    iotsec_result (*command_list)(struct iotsec_store *s, const char *target, int64_t before_seq,
+                                  size_t limit, struct iotsec_store_command_list *out);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -206,12 +206,18 @@ expect_contains "admin enables it" "$(ocurl "$ADMIN" POST /api/devices/dev-2/ena
 expect_contains "operator reads telemetry" "$(ocurl "$ADMIN" GET /api/devices/dev-1/telemetry)" '"temperature":21.5'
 expect_contains "operators send no telemetry" "$(apost "$(good dev-1)" "Authorization: Bearer $ADMIN")" "403"
 expect_contains "blocks listed" "$(ocurl "$ADMIN" GET /api/security/blocks)" '200 {"blocks":'
+expect_contains "command recorded" "$(ocurl "$ADMIN" POST /api/commands '{"action":"restart","target":"dev-1"}')" '202 {"id":'
+expect_contains "reset needs confirmation" "$(ocurl "$ADMIN" POST /api/commands '{"action":"reset","target":"dev-1"}')" 'Reset action requires confirmation'
+expect_contains "confirmed reset" "$(ocurl "$ADMIN" POST /api/commands '{"action":"reset","target":"dev-1","payload":{"confirm":true}}')" '"action":"reset","status":"pending"'
+expect_contains "unknown action" "$(ocurl "$ADMIN" POST /api/commands '{"action":"format","target":"dev-1"}')" '"invalid_enum_value"'
+expect_contains "command for no device" "$(ocurl "$ADMIN" POST /api/commands '{"action":"restart","target":"ghost"}')" "404"
 make_secret_file "$WORK/viewer-pass" "viewer password for the e2e"
 "$IOTSEC" user add viewer1 --role viewer --password-file "$WORK/viewer-pass" >/dev/null 2>&1
 VIEWER=$(login viewer1 "viewer password for the e2e")
 expect_contains "viewer reads events" "$(ocurl "$VIEWER" GET /api/security/events)" "200"
 expect_contains "viewer may not disable" "$(ocurl "$VIEWER" POST /api/devices/dev-1/disable)" '403 {"error":"The viewer role lacks devices.write"}'
 expect_contains "viewer may not unblock" "$(ocurl "$VIEWER" DELETE /api/security/blocks/10.0.0.1)" "403"
+expect_contains "viewer sends no commands" "$(ocurl "$VIEWER" POST /api/commands '{"action":"restart","target":"dev-1"}')" "403"
 "$IOTSEC" user disable viewer1 >/dev/null 2>&1
 expect_contains "disabled operator's session ends" "$(ocurl "$VIEWER" GET /api/security/events)" "401"
 expect_contains "logout" "$(ocurl "$ADMIN" DELETE /api/auth/session)" "200"

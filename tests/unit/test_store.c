@@ -1270,6 +1270,40 @@ static void enum_names_round_trip(void **state)
     assert_string_equal(iotsec_store_device_status_name(st), "revoked");
 }
 
+static void commands_are_recorded_per_device(void **state)
+{
+    struct fixture *f = *state;
+    struct iotsec_store *s = open_store(f);
+    struct iotsec_store_device d = device("th-9");
+    OK(iotsec_store_device_insert(s, &d));
+    char payload[] = "{\"confirm\":true}";
+    struct iotsec_store_command c = {.payload = payload, .created_at = T0};
+    snprintf(c.target, sizeof(c.target), "th-9");
+    snprintf(c.action, sizeof(c.action), "reset");
+    snprintf(c.issued_by, sizeof(c.issued_by), "alice");
+    OK(iotsec_store_command_insert(s, &c));
+    int64_t first = c.seq;
+    c.payload = NULL;
+    snprintf(c.action, sizeof(c.action), "restart");
+    OK(iotsec_store_command_insert(s, &c));
+    assert_true(c.seq > first);
+    snprintf(c.target, sizeof(c.target), "ghost");
+    FAILS(iotsec_store_command_insert(s, &c), IOTSEC_ERR_NOT_FOUND, "does not exist");
+    snprintf(c.target, sizeof(c.target), "th-9");
+    char not_object[] = "[1]";
+    c.payload = not_object;
+    FAILS(iotsec_store_command_insert(s, &c), IOTSEC_ERR_INVALID_ARG, "command payload");
+    struct iotsec_store_command_list l = {0};
+    OK(iotsec_store_command_list(s, "th-9", 0, 10, &l));
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].action, "restart"); /* newest first */
+    assert_string_equal(l.items[0].payload, "{}");
+    assert_string_equal(l.items[1].payload, payload);
+    assert_string_equal(l.items[1].issued_by, "alice");
+    assert_int_equal(l.items[1].delivered_at, 0);
+    iotsec_store_command_list_free(&l);
+}
+
 static struct iotsec_store_telemetry telemetry(const char *device_id, int64_t ts, char *body)
 {
     struct iotsec_store_telemetry t = {.ts = ts, .received_at = ts + 5, .body = body};
@@ -1346,6 +1380,7 @@ int main(void)
         T(block_extend_never_shortens_replace_does),
         T(transaction_commits_all_or_nothing),
         T(telemetry_group_commit_is_all_or_nothing),
+        T(commands_are_recorded_per_device),
         T(store_two_processes_write_without_gaps_or_forks),
         T(store_first_opens_race_safely),
         cmocka_unit_test(enum_names_round_trip),
