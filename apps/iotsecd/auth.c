@@ -47,7 +47,12 @@ iotsec_result iotsecd_auth_init(struct iotsecd *server)
         r = iotsec_jwt_key_hs256(iotsec_buf_slice(&secret), JWT_KID, &server->jwt_key);
     iotsec_buf_free(&secret);
     IOTSEC_GUARD(r);
-    struct iotsec_apikey_auth_config ac = {.default_rate_per_min = server->cfg.rate_per_minute};
+    /* [limits] rate_per_minute may go up to 1000000 for devices; an API key's default
+     * cannot pass the key maximum, so it takes the lower of the two. */
+    uint32_t key_rate = server->cfg.rate_per_minute;
+    if (key_rate > IOTSEC_APIKEY_RATE_MAX)
+        key_rate = IOTSEC_APIKEY_RATE_MAX;
+    struct iotsec_apikey_auth_config ac = {.default_rate_per_min = key_rate};
     IOTSEC_GUARD(iotsec_apikey_auth_new(&ac, &server->apikeys));
     return iotsec_challenge_store_new(NULL, &server->challenges);
 }
