@@ -39,6 +39,8 @@
  * at once past ACCESS_LOG_FLUSH_BYTES, and when the worker stops. One write(2) per batch
  * instead of one per request; a crash (kill -9) loses at most the last few milliseconds
  * of access log lines. Security events (warnings, auth failures) are not batched. */
+/* At most one TLS record's worth of plaintext. */
+#define REPLY_COALESCE_MAX     16384
 #define ACCESS_LOG_FLUSH_MS    5
 #define ACCESS_LOG_FLUSH_BYTES (32 * 1024)
 
@@ -248,8 +250,15 @@ static void send_reply(struct evhttp_request *req, struct iotsecd_conn *conn, in
     if (server != NULL)
         account(server, req, conn, route, status, started_us);
     evhttp_send_reply(req, status, reason_phrase(status), body);
-    if (conn != NULL)
+    if (conn != NULL) {
+        /* evhttp leaves the head and the body in separate chains, and bufferevent_openssl
+         * makes a TLS record and a send(2) of each. A small reply made contiguous leaves
+         * as one record: one system call fewer per request. The bytes are the same. */
+        struct evbuffer *out = conn->bev != NULL ? bufferevent_get_output(conn->bev) : NULL;
+        if (out != NULL && evbuffer_get_length(out) <= REPLY_COALESCE_MAX)
+            evbuffer_pullup(out, -1);
         arm_deadline(conn);
+    }
 }
 
 void iotsecd_reply_json(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
@@ -269,6 +278,19 @@ void iotsecd_reply_json(struct evhttp_request *req, struct iotsecd_conn *conn, i
         evbuffer_add(body, text.ptr, text.len);
     iotsec_buf_free(&text);
     send_reply(req, conn, route, status, body, "application/json", started_us);
+    if (body != NULL)
+        evbuffer_free(body);
+}
+
+void iotsecd_reply_accepted(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                            int64_t seq, int64_t started_us)
+{
+    /* The same bytes as iotsecd_reply_json of {"status":"accepted","seq":seq} (compact),
+     * without building and serialising a JSON tree per request. */
+    struct evbuffer *body = evbuffer_new();
+    if (body != NULL)
+        evbuffer_add_printf(body, "{\"status\":\"accepted\",\"seq\":%lld}", (long long)seq);
+    send_reply(req, conn, route, 202, body, "application/json", started_us);
     if (body != NULL)
         evbuffer_free(body);
 }
@@ -414,7 +436,15 @@ static iotsec_result worker_init(struct iotsecd *server, struct iotsecd_worker *
     w->server = server;
     w->index = index;
     pthread_mutex_init(&w->done_lock, NULL);
-    w->base = event_base_new();
+    /* With the changelist, the read and write interest a request toggles several times
+     * (evhttp pauses reading while it answers; bufferevent_openssl arms writing) reaches
+     * epoll once per loop iteration, not once per change: epoll_ctl was a tenth of the
+     * keep-alive profile. */
+    struct event_config *ec = event_config_new();
+    IOTSEC_ENSURE_ALLOC(ec);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     IOTSEC_ENSURE_ALLOC(w->base);
     w->wake = event_new(w->base, -1, 0, drain_completions, w);
     w->stop = event_new(w->base, -1, 0, stop_requested, w);

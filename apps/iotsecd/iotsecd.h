@@ -231,6 +231,9 @@ void iotsecd_reply_json(struct evhttp_request *req, struct iotsecd_conn *conn, i
 /* A text body (Prometheus exposition format); body is borrowed. */
 void iotsecd_reply_text(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                         int status, struct evbuffer *body, int64_t started_us);
+/* 202 {"status":"accepted","seq":seq}, formatted directly (the hot path). */
+void iotsecd_reply_accepted(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                            int64_t seq, int64_t started_us);
 /* {"error": message}. */
 void iotsecd_reply_error(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                          int status, const char *message, int64_t started_us);
