@@ -95,6 +95,7 @@ struct iotsecd_metrics {
 
 struct iotsecd_writer;
 struct iotsecd_worker;
+struct iotsecd_verify_cache;
 struct listener_ctx;
 struct iotsec_apikey_auth;
 struct iotsec_challenge_store;
@@ -156,11 +157,17 @@ struct iotsecd_worker {
     pthread_mutex_t done_lock;
     struct iotsecd_pending *done; /* completions from the writer */
     int in_flight;                /* requests handed to the writer, not yet answered */
+    struct iotsec_buf access_log; /* records not yet written (http.c) */
+    struct event *log_flush;
+    struct iotsecd_verify_cache *verify_cache; /* pki results of this verifier (tls.c) */
 };
 
 IOTSEC_MUST_CHECK iotsec_result iotsecd_workers_start(struct iotsecd *server);
 /* Stops accepting, finishes what is in flight, joins the threads. */
 void iotsecd_workers_stop(struct iotsecd *server);
+
+/* Writes the worker's batched access log records. */
+void iotsecd_access_log_flush(struct iotsecd_worker *w);
 
 /* ---- TLS (tls.c) ---- */
 IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_init(struct iotsecd *server);
@@ -170,6 +177,9 @@ int iotsecd_tls_conn_index(void);
 /* The worker's verifier, reloaded when SIGHUP asked or ca.crl changed. */
 IOTSEC_MUST_CHECK iotsec_result iotsecd_worker_verifier(struct iotsecd_worker *w,
                                                         struct iotsec_pki_verifier **out);
+/* The worker's cache of pki verification results (tls.c explains why it is sound). */
+IOTSEC_MUST_CHECK iotsec_result iotsecd_verify_cache_new(struct iotsecd_verify_cache **out);
+void iotsecd_verify_cache_free(struct iotsecd_verify_cache *cache);
 /* Checks the device of a connection whose session was resumed (no certificate check
  * ran in this handshake): its certificate, against today's CRL and registry. */
 IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_recheck(struct iotsecd_conn *conn, SSL *ssl);
@@ -265,6 +275,9 @@ void iotsecd_reply_json(struct evhttp_request *req, struct iotsecd_conn *conn, i
 /* A text body (Prometheus exposition format); body is borrowed. */
 void iotsecd_reply_text(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                         int status, struct evbuffer *body, int64_t started_us);
+/* 202 {"status":"accepted","seq":seq}, formatted directly (the hot path). */
+void iotsecd_reply_accepted(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                            int64_t seq, int64_t started_us);
 /* {"error": message}. */
 void iotsecd_reply_error(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                          int status, const char *message, int64_t started_us);

@@ -304,10 +304,7 @@ void iotsecd_complete(struct iotsecd_pending *p)
     /* The connection may have gone meanwhile: libevent then frees the request here. */
     struct iotsecd_conn *conn = iotsecd_conn_of(p->req);
     if (p->ok)
-        iotsecd_reply_json(
-            p->req, conn, p->route, 202,
-            json_pack("{s:s,s:I}", "status", "accepted", "seq", (json_int_t)p->record.seq),
-            p->started_us);
+        iotsecd_reply_accepted(p->req, conn, p->route, p->record.seq, p->started_us);
     else
         iotsecd_reply_error(p->req, conn, p->route, 503, "Telemetry could not be stored",
                             p->started_us);

@@ -1,12 +1,34 @@
 /*
  * TLS for both listeners: one SSL_CTX each, TLS 1.3 only, three AEAD suites, session
- * tickets on. The device listener requires a client certificate and hands the whole chain
- * to the registry (pki chain, validity, EKU, CRL, then the device record) in place of
- * OpenSSL's own verification; a refused device fails the handshake.
+ * tickets on (stateful, one per connection). The device listener requires a client certificate and
+ * hands the whole chain to the registry (pki chain, validity, EKU, CRL, then the device record) in
+ * place of OpenSSL's own verification; a refused device fails the handshake.
  *
  * A blocked source is refused at the ClientHello, before any key exchange is spent on it.
  * A resumed session skips the certificate callback, so its device is checked again at
  * the first request (iotsecd_tls_recheck), against today's CRL and registry.
+ *
+ * The pki verification cache. Parsing and verifying the chain (X509 decoding, path
+ * building, signatures, CRL lookups, our policy walk) was most of a handshake's own cost,
+ * and a device presents the same bytes every time. Each worker keeps the pki results
+ * of its current verifier, keyed by the SHA-256 of the presented chain's DER. A result is
+ * reused only
+ *   - for exactly the same bytes (a different chain, or the leaf alone after resumption,
+ *     is a different key),
+ *   - with the same verifier: the cache is emptied whenever the worker's verifier is
+ *     replaced (SIGHUP, a rewritten ca.crl), so the trust anchors, intermediates and
+ *     CRLs are those the result was computed with,
+ *   - at a time inside the result's validity window (struct iotsec_pki_peer): between
+ *     the latest notBefore and the earliest notAfter of the built chain and inside every
+ *     CRL's thisUpdate .. nextUpdate, a second narrower on each side. Outside it the
+ *     chain is verified again, so expiry and stale CRLs are noticed exactly as before.
+ * Everything else X509_verify_cert and the policy depend on is fixed by those three, so
+ * a hit gives the answer a full verification would give. Only acceptances are cached: a
+ * refused chain is verified again each time (and logged with its reason). The registry
+ * step (device known, active, current fingerprint, certificate not revoked) runs
+ * against the store on every handshake, hit or not, so `iotsec device disable|revoke`
+ * applies at the next connection. Possession of the leaf's key is proven by the TLS
+ * handshake itself (CertificateVerify), which the cache does not touch.
  */
 #include "iotsecd.h"
 
@@ -20,6 +42,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +55,20 @@
 /* A resumed device is checked again anyway; the lifetime bounds how old a session gets. */
 #define SESSION_LIFETIME_SEC 3600
 #define CRL_RECHECK_MS       1000
+#define SESSION_CACHE_MAX    20000
+/* Direct-mapped: a device's chain always lands in the same slot; a collision costs a
+ * full verification, never a wrong answer (the whole hash is compared). */
+#define VERIFY_CACHE_SLOTS 256
+
+struct verify_cache_entry {
+    bool used;
+    uint8_t hash[32];
+    struct iotsec_pki_peer peer;
+};
+
+struct iotsecd_verify_cache {
+    struct verify_cache_entry slots[VERIFY_CACHE_SLOTS];
+};
 
 static int conn_index = -1;
 
@@ -82,6 +119,9 @@ iotsec_result iotsecd_worker_verifier(struct iotsecd_worker *w, struct iotsec_pk
             iotsec_pki_verifier_free(w->verifier);
             w->verifier = fresh;
             w->crl_mtime_ns = before;
+            /* Results of the previous anchors and CRLs must not outlive them. */
+            if (w->verify_cache != NULL)
+                memset(w->verify_cache, 0, sizeof(*w->verify_cache));
         }
         w->verifier_generation = generation;
         w->crl_checked_ms = now_ms;
@@ -173,6 +213,49 @@ static iotsec_result chain_der(STACK_OF(X509) * chain, X509 *leaf, struct iotsec
     return IOTSEC_RESULT_OK;
 }
 
+iotsec_result iotsecd_verify_cache_new(struct iotsecd_verify_cache **out)
+{
+    *out = calloc(1, sizeof(**out));
+    IOTSEC_ENSURE_ALLOC(*out);
+    return IOTSEC_RESULT_OK;
+}
+
+void iotsecd_verify_cache_free(struct iotsecd_verify_cache *cache)
+{
+    free(cache);
+}
+
+/* iotsec_registry_verify_client with the pki step answered from the worker's cache when
+ * it can be (see the top of this file). */
+static iotsec_result verify_client(struct iotsecd_worker *w, struct iotsec_pki_verifier *v,
+                                   struct iotsec_slice der, time_t at, struct iotsec_pki_peer *peer,
+                                   enum iotsec_registry_refusal *why)
+{
+    struct iotsecd_verify_cache *cache = w->verify_cache;
+    uint8_t hash[32];
+    unsigned hash_len = 0;
+    if (cache == NULL || EVP_Digest(der.ptr, der.len, hash, &hash_len, EVP_sha256(), NULL) != 1 ||
+        hash_len != sizeof(hash))
+        return iotsec_registry_verify_client(v, w->store, der, at, peer, why);
+    struct verify_cache_entry *e =
+        &cache->slots[((size_t)hash[0] << 8 | hash[1]) % VERIFY_CACHE_SLOTS];
+    if (e->used && memcmp(e->hash, hash, sizeof(hash)) == 0 && at >= e->peer.valid_from &&
+        at <= e->peer.valid_until) {
+        *peer = e->peer;
+        return iotsec_registry_check_peer(w->store, peer, why);
+    }
+    if (!iotsec_ok(iotsec_pki_verify_client(v, der, at, peer))) {
+        *why = IOTSEC_REGISTRY_BAD_CERTIFICATE;
+        return IOTSEC_RESULT_ERR;
+    }
+    if (peer->valid_from <= peer->valid_until) {
+        e->used = true;
+        memcpy(e->hash, hash, sizeof(hash));
+        e->peer = *peer;
+    }
+    return iotsec_registry_check_peer(w->store, peer, why);
+}
+
 static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509 *leaf)
 {
     struct iotsecd_worker *w = conn->worker;
@@ -183,8 +266,7 @@ static bool check_device(struct iotsecd_conn *conn, STACK_OF(X509) * chain, X509
     enum iotsec_registry_refusal why = IOTSEC_REGISTRY_BAD_CERTIFICATE;
     bool ok = iotsec_ok(chain_der(chain, leaf, &der)) &&
               iotsec_ok(iotsecd_worker_verifier(w, &v)) &&
-              iotsec_ok(iotsec_registry_verify_client(v, w->store, iotsec_buf_slice(&der),
-                                                      time(NULL), &peer, &why));
+              iotsec_ok(verify_client(w, v, iotsec_buf_slice(&der), time(NULL), &peer, &why));
     iotsec_buf_free(&der);
     if (ok) {
         char source[16 + IOTSEC_PKI_DEVICE_ID_MAX];
@@ -279,6 +361,16 @@ static iotsec_result make_ctx(const struct iotsecd *server, bool device, SSL_CTX
                       "tls: ciphersuites");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_timeout(ctx, SESSION_LIFETIME_SEC);
+    /* Resumption uses stateful tickets: the session stays in the context's cache (shared
+     * by the workers, at most SESSION_CACHE_MAX) and the ticket only names it. A stateless
+     * ticket costs an encryption and, in OpenSSL 3.0, a copy of the session by an ASN.1
+     * round trip that decodes the peer certificate again: with OpenSSL's default of two
+     * tickets, about a sixth of a full handshake here. One ticket per connection is
+     * enough to resume the next one (each resumption gets a fresh one). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_MAX);
+    IOTSEC_GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 1), IOTSEC_ERR_CRYPTO, "tls: tickets");
     /* The two listeners never share sessions. */
     static const unsigned char device_sid[] = "iotsecd-device", api_sid[] = "iotsecd-api";
     IOTSEC_GUARD_OSSL(device

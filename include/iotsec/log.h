@@ -23,6 +23,7 @@
 #ifndef IOTSEC_LOG_H
 #define IOTSEC_LOG_H
 
+#include "iotsec/buf.h"
 #include "iotsec/error.h"
 
 #include <stdbool.h>
@@ -85,6 +86,16 @@ const char *iotsec_log_level_name(enum iotsec_log_level level);
  * be NULL. Logging never fails visibly: a record that cannot be written is lost. */
 void iotsec_log_write(enum iotsec_log_level level, const char *msg,
                       const struct iotsec_log_field *fields);
+
+/* For a writer that batches records (iotsecd's access log): appends one record, exactly
+ * as iotsec_log_write would write it, to out (nothing on failure). The caller checks
+ * iotsec_log_enabled first. */
+IOTSEC_MUST_CHECK iotsec_result iotsec_log_format(enum iotsec_log_level level, const char *msg,
+                                                  const struct iotsec_log_field *fields,
+                                                  struct iotsec_buf *out);
+/* Writes whole records made by iotsec_log_format to the sink in one write(2) under the
+ * logger's mutex, so they never interleave with other threads' records. */
+void iotsec_log_write_records(const uint8_t *records, size_t len);
 
 #define IOTSEC_LOG_FIELDS_(...)                                                                    \
     ((const struct iotsec_log_field[]){__VA_ARGS__ __VA_OPT__(, ) IOTSEC_LOG_END})

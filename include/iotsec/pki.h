@@ -245,6 +245,12 @@ struct iotsec_pki_peer {
     char fingerprint[IOTSEC_PKI_FINGERPRINT_HEX_LEN + 1]; /* of the leaf */
     char serial[IOTSEC_PKI_SERIAL_HEX_MAX + 1];           /* of the leaf, lowercase hex */
     time_t not_after;
+    /* verify_client/verify_server: the times, inclusive, at which every time-dependent
+     * step of this verification is certain to give the same answer for the same chain
+     * and verifier: after the latest notBefore and before the earliest notAfter of the
+     * built chain, and within every CRL's thisUpdate .. nextUpdate, each narrowed by a
+     * second. A caller that caches the result (iotsecd) may reuse it only within. */
+    time_t valid_from, valid_until;
 };
 
 /* Verifies a device's certificate chain at time `at`. chain is the peer's leaf followed by

@@ -155,6 +155,25 @@ static void write_all(int fd, const uint8_t *p, size_t len)
     }
 }
 
+iotsec_result iotsec_log_format(enum iotsec_log_level level, const char *msg,
+                                const struct iotsec_log_field *fields, struct iotsec_buf *out)
+{
+    size_t before = out->len;
+    iotsec_result r = build_record(out, level, msg, fields);
+    if (!iotsec_ok(r))
+        out->len = before; /* never half a record */
+    return r;
+}
+
+void iotsec_log_write_records(const uint8_t *records, size_t len)
+{
+    if (len == 0)
+        return;
+    pthread_mutex_lock(&log_lock);
+    write_all(atomic_load(&log_fd), records, len);
+    pthread_mutex_unlock(&log_lock);
+}
+
 void iotsec_log_write(enum iotsec_log_level level, const char *msg,
                       const struct iotsec_log_field *fields)
 {

@@ -171,9 +171,11 @@ IOTSEC_MUST_CHECK iotsec_result pki_policy_check_chain(pki_x509_stack *chain,
  * checks the path at `at` for `purpose` and, when expected_name is not NULL, the name
  * (DNS or IP, SAN only). On success *leaf is the verified leaf (owned by the caller).
  * The limbo runner calls this directly for CLIENT cases, which have no device id. */
+/* window (may be NULL) receives valid_from and valid_until as in struct iotsec_pki_peer. */
 IOTSEC_MUST_CHECK iotsec_result pki_verify_chain(struct iotsec_pki_verifier *v,
                                                  struct iotsec_slice chain, time_t at,
                                                  enum pki_purpose purpose,
-                                                 const char *expected_name, X509 **leaf);
+                                                 const char *expected_name, X509 **leaf,
+                                                 struct iotsec_pki_peer *window);
 
 #endif

@@ -213,6 +213,65 @@ static iotsec_result run_openssl(X509_STORE_CTX *ctx)
     IOTSEC_BAIL(IOTSEC_ERR_AUTH, "pki: %s (depth %d)", X509_verify_cert_error_string(err), depth);
 }
 
+/* Narrows [*from, *until] to the times at which t is before (or after) `at` as it is
+ * now. A time that cannot be read leaves an empty window: nothing is ever reused. */
+static void narrow_after(const ASN1_TIME *t, time_t *from)
+{
+    time_t v;
+    if (t == NULL || !iotsec_ok(pki_time_to_time_t(t, &v))) {
+        iotsec_error_clear();
+        *from = INT64_MAX;
+        return;
+    }
+    if (v + 1 > *from)
+        *from = v + 1;
+}
+
+static void narrow_before(const ASN1_TIME *t, time_t *until)
+{
+    time_t v;
+    if (t == NULL || !iotsec_ok(pki_time_to_time_t(t, &v))) {
+        iotsec_error_clear();
+        *until = INT64_MIN;
+        return;
+    }
+    if (v - 1 < *until)
+        *until = v - 1;
+}
+
+/* The times around `at` at which the time checks of X509_verify_cert (each certificate's
+ * validity, each CRL's thisUpdate and nextUpdate; CRL_CHECK_ALL may consult any CRL of
+ * the store) answer as they did at `at`. Every CRL of the store is counted, not only the
+ * ones this chain used: a narrower window only means more full verifications. */
+static void validity_window(X509_STORE *store, pki_x509_stack *built, time_t at,
+                            struct iotsec_pki_peer *out)
+{
+    time_t from = INT64_MIN, until = INT64_MAX;
+    for (int i = 0; i < sk_X509_num(built); i++) {
+        X509 *c = sk_X509_value(built, i);
+        narrow_after(X509_get0_notBefore(c), &from);
+        narrow_before(X509_get0_notAfter(c), &until);
+    }
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    if (!X509_STORE_lock(store)) {
+        from = INT64_MAX;
+    } else {
+        for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+            X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+            if (crl == NULL)
+                continue;
+            narrow_after(X509_CRL_get0_lastUpdate(crl), &from);
+            narrow_before(X509_CRL_get0_nextUpdate(crl), &until);
+        }
+        X509_STORE_unlock(store);
+    }
+    /* at itself passed; the window must hold it or it is empty. */
+    if (from > at || until < at)
+        from = INT64_MAX, until = INT64_MIN;
+    out->valid_from = from;
+    out->valid_until = until;
+}
+
 /* Intermediates between the leaf and the anchor, self-issued ones not counted. */
 static iotsec_result check_depth(pki_x509_stack *chain, unsigned max_depth)
 {
@@ -229,7 +288,8 @@ static iotsec_result check_depth(pki_x509_stack *chain, unsigned max_depth)
 }
 
 iotsec_result pki_verify_chain(struct iotsec_pki_verifier *v, struct iotsec_slice chain, time_t at,
-                               enum pki_purpose purpose, const char *expected_name, X509 **leaf_out)
+                               enum pki_purpose purpose, const char *expected_name, X509 **leaf_out,
+                               struct iotsec_pki_peer *window)
 {
     IOTSEC_ENSURE(v != NULL, IOTSEC_ERR_INVALID_ARG, "pki: missing verifier");
     IOTSEC_ENSURE(v->anchors > 0, IOTSEC_ERR_CONFIG, "pki: no trust anchor configured");
@@ -251,6 +311,8 @@ iotsec_result pki_verify_chain(struct iotsec_pki_verifier *v, struct iotsec_slic
     IOTSEC_GUARD(check_depth(built, v->max_depth));
     IOTSEC_GUARD(pki_policy_check_chain(built, purpose));
     IOTSEC_GUARD(pki_policy_check_leaf(leaf, purpose));
+    if (window != NULL)
+        validity_window(v->store, built, at, window);
     IOTSEC_GUARD_OSSL(X509_up_ref(leaf), IOTSEC_ERR_CRYPTO, "pki: reference");
     *leaf_out = leaf;
     return IOTSEC_RESULT_OK;
@@ -268,7 +330,7 @@ iotsec_result iotsec_pki_verify_client(struct iotsec_pki_verifier *v, struct iot
 {
     *out = (struct iotsec_pki_peer){0};
     X509 *leaf IOTSEC_DEFER(pki_x509_cleanup) = NULL;
-    IOTSEC_GUARD(pki_verify_chain(v, chain, at, PKI_PURPOSE_CLIENT, NULL, &leaf));
+    IOTSEC_GUARD(pki_verify_chain(v, chain, at, PKI_PURPOSE_CLIENT, NULL, &leaf, out));
     IOTSEC_GUARD(pki_device_id_from_cert(leaf, out->device_id));
     return describe(leaf, out);
 }
@@ -281,7 +343,7 @@ iotsec_result iotsec_pki_verify_server(struct iotsec_pki_verifier *v, struct iot
     IOTSEC_ENSURE(expected_name != NULL, IOTSEC_ERR_INVALID_ARG,
                   "pki: a server is verified for a name");
     X509 *leaf IOTSEC_DEFER(pki_x509_cleanup) = NULL;
-    IOTSEC_GUARD(pki_verify_chain(v, chain, at, PKI_PURPOSE_SERVER, expected_name, &leaf));
+    IOTSEC_GUARD(pki_verify_chain(v, chain, at, PKI_PURPOSE_SERVER, expected_name, &leaf, out));
     return describe(leaf, out);
 }
 

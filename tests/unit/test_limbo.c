@@ -142,7 +142,7 @@ static bool run_case(json_t *tc)
     } else if (iotsec_ok(r)) {
         X509 *leaf = NULL;
         r = pki_verify_chain(v, iotsec_buf_slice(&chain), at,
-                             client ? PKI_PURPOSE_CLIENT : PKI_PURPOSE_SERVER, NULL, &leaf);
+                             client ? PKI_PURPOSE_CLIENT : PKI_PURPOSE_SERVER, NULL, &leaf, NULL);
         X509_free(leaf);
     }
     if (getenv("IOTSEC_LIMBO_VERBOSE") != NULL)
