@@ -9,8 +9,8 @@
 # Part 2 does the same with the real CLI (`iotsec vault put`) killed at random.
 source "$(dirname "$0")/lib.sh"
 
-KILLS_LOOP=${VAULT_CRASH_KILLS:-100}
-KILLS_CLI=${VAULT_CRASH_CLI_KILLS:-30}
+KILLS_LOOP=${VAULT_CRASH_KILLS:-60}
+KILLS_CLI=${VAULT_CRASH_CLI_KILLS:-20}
 WRITER="$IOTSEC_BUILD_DIR/vault_crash_writer"
 V="$WORK/vault"
 P="$WORK/pass"
