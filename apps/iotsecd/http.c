@@ -91,7 +91,8 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     const struct listener_ctx *l = arg;
     struct iotsecd *server = l->worker->server;
     struct iotsecd_conn *conn = calloc(1, sizeof(*conn));
-    SSL *ssl = SSL_new(l->device ? server->device_ctx : server->api_ctx);
+    SSL *ssl =
+        SSL_new(l->device ? atomic_load(&server->device_ctx) : atomic_load(&server->api_ctx));
     if (conn == NULL || ssl == NULL) {
         free(conn);
         SSL_free(ssl);

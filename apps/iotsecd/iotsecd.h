@@ -40,7 +40,8 @@ struct evhttp_bound_socket;
 struct evhttp;
 struct evhttp_request;
 
-#define IOTSECD_PATH_MAX 4096
+#define IOTSECD_PATH_MAX    4096
+#define IOTSECD_RETIRED_MAX 128 /* two per SIGHUP; beyond, the oldest are freed */
 
 struct iotsecd_config {
     char data_dir[IOTSECD_PATH_MAX];
@@ -104,8 +105,13 @@ struct iotsecd_operators;
 
 struct iotsecd {
     struct iotsecd_config cfg;
-    SSL_CTX *device_ctx; /* requires and checks a client certificate */
-    SSL_CTX *api_ctx;    /* server authentication only */
+    /* Replaced whole by SIGHUP (iotsecd_tls_reload); workers load them per connection. */
+    SSL_CTX *_Atomic device_ctx; /* requires and checks a client certificate */
+    SSL_CTX *_Atomic api_ctx;    /* server authentication only */
+    /* Contexts replaced by reloads, freed at exit: a worker may have loaded one just
+     * before it was replaced (each SSL then holds its own reference). */
+    SSL_CTX *retired[IOTSECD_RETIRED_MAX];
+    unsigned n_retired;
     struct iotsec_ratelimit *ratelimit;
     struct iotsec_apikey_auth *apikeys;        /* X-API-Key, with each key's own limit */
     struct iotsec_challenge_store *challenges; /* challenge-response, single use */
@@ -172,6 +178,9 @@ void iotsecd_access_log_flush(struct iotsecd_worker *w);
 /* ---- TLS (tls.c) ---- */
 IOTSEC_MUST_CHECK iotsec_result iotsecd_tls_init(struct iotsecd *server);
 void iotsecd_tls_free(struct iotsecd *server);
+/* SIGHUP: new contexts from the server certificate, key and CA files as they are now.
+ * On any failure the running contexts stay and the error is logged. */
+void iotsecd_tls_reload(struct iotsecd *server);
 /* The SSL ex_data slot that holds the connection (freed with the SSL). */
 int iotsecd_tls_conn_index(void);
 /* The worker's verifier, reloaded when SIGHUP asked or ca.crl changed. */

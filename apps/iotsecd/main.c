@@ -10,7 +10,8 @@
  *
  * Signals are taken by this thread alone (sigwait), never by a worker in the middle of
  * its work: SIGTERM and SIGINT drain (no new connections, requests in flight answered,
- * queued telemetry committed) and exit 0; SIGHUP reloads the CA and the CRL.
+ * queued telemetry committed) and exit 0; SIGHUP reloads the server certificate and key,
+ * the CA and the CRL.
  */
 #include "iotsecd.h"
 
@@ -44,7 +45,7 @@ static void usage(FILE *out)
             "  --api-port N        TLS listener for API keys, tokens, operators (default 8444)\n"
             "  --threads N         worker threads (default: one per core)\n"
             "\n"
-            "SIGTERM drains and exits 0; SIGHUP reloads the CA and CRL. docs/iotsecd.md.\n");
+            "SIGTERM drains and exits 0; SIGHUP reloads certificates and CRLs. docs/iotsecd.md.\n");
 }
 
 static const struct iotsec_config_key known_keys[] = {
@@ -178,6 +179,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
         if (sig == SIGHUP) {
             atomic_fetch_add(&server->reload_generation, 1);
             iotsec_log_info("reloading the CA and CRL");
+            iotsecd_tls_reload(server);
             continue;
         }
         break;

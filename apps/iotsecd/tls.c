@@ -397,15 +397,47 @@ iotsec_result iotsecd_tls_init(struct iotsecd *server)
     if (conn_index < 0)
         conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
     IOTSEC_ENSURE(conn_index >= 0, IOTSEC_ERR_NOMEM, "tls: no ex_data slot");
-    IOTSEC_GUARD(make_ctx(server, true, &server->device_ctx));
-    return make_ctx(server, false, &server->api_ctx);
+    SSL_CTX *device = NULL, *api = NULL;
+    iotsec_result r = make_ctx(server, true, &device);
+    if (iotsec_ok(r))
+        r = make_ctx(server, false, &api);
+    atomic_store(&server->device_ctx, device);
+    atomic_store(&server->api_ctx, api);
+    return r;
+}
+
+static void retire(struct iotsecd *server, SSL_CTX *ctx)
+{
+    unsigned slot = server->n_retired++ % IOTSECD_RETIRED_MAX;
+    /* Reloads ago enough that no worker can still be between loading it and SSL_new. */
+    SSL_CTX_free(server->retired[slot]);
+    server->retired[slot] = ctx;
+}
+
+void iotsecd_tls_reload(struct iotsecd *server)
+{
+    SSL_CTX *device = NULL, *api = NULL;
+    if (!iotsec_ok(make_ctx(server, true, &device)) || !iotsec_ok(make_ctx(server, false, &api))) {
+        iotsec_log_error("TLS reload failed; keeping the current certificate",
+                         IOTSEC_LOG_STR("error", iotsec_error_message()));
+        SSL_CTX_free(device);
+        SSL_CTX_free(api);
+        return;
+    }
+    retire(server, atomic_exchange(&server->device_ctx, device));
+    retire(server, atomic_exchange(&server->api_ctx, api));
+    iotsec_log_info("TLS certificate reloaded");
 }
 
 void iotsecd_tls_free(struct iotsecd *server)
 {
-    SSL_CTX_free(server->device_ctx);
-    SSL_CTX_free(server->api_ctx);
-    server->device_ctx = server->api_ctx = NULL;
+    SSL_CTX_free(atomic_exchange(&server->device_ctx, NULL));
+    SSL_CTX_free(atomic_exchange(&server->api_ctx, NULL));
+    for (unsigned i = 0; i < IOTSECD_RETIRED_MAX; i++) {
+        SSL_CTX_free(server->retired[i]);
+        server->retired[i] = NULL;
+    }
+    server->n_retired = 0;
 }
 
 /* The connection's context lives exactly as long as its SSL object, which the

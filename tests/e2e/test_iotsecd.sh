@@ -277,6 +277,27 @@ expect_contains "requests counter" "$OUT" 'iotsecd_requests_total{route="/api/te
 expect_contains "latency histogram" "$OUT" 'iotsecd_request_seconds_bucket{le="+Inf"}'
 expect_contains "429 counted" "$OUT" 'iotsecd_rate_limited_total 1'
 
+# --- SIGHUP: a new server certificate without a restart ------------------------------------
+serial_now() {
+    echo | openssl s_client -connect "127.0.0.1:$APORT" -CAfile var/ca.crt 2>/dev/null </dev/null |
+        openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+old_serial=$(serial_now)
+check_exit "a new server certificate" 0 "$IOTSEC" ca server-cert --days 30
+new_serial=$(openssl x509 -in var/server.crt -noout -serial | cut -d= -f2)
+expect_eq "still the old one before SIGHUP" "$(serial_now)" "$old_serial"
+kill -HUP "$SERVER_PID"
+sleep 0.5
+expect_eq "the new one after SIGHUP" "$(serial_now)" "$new_serial"
+check_exit "devices still served" 0 dcurl dev-1 "https://127.0.0.1:$DPORT/healthz"
+cp var/server.key "$WORK/server.key.good"
+printf 'not a key\n' >var/server.key
+kill -HUP "$SERVER_PID"
+sleep 0.5
+expect_contains "a broken key is refused and logged" "$(cat "$WORK/server.log")" '"msg":"TLS reload failed; keeping the current certificate"'
+expect_eq "the running certificate stays" "$(serial_now)" "$new_serial"
+cp "$WORK/server.key.good" var/server.key
+
 # --- kill -9 after N acknowledged records: all N survive ------------------------------------
 acked=0
 for i in $(seq 1 12); do
