@@ -5,8 +5,8 @@
  *           [--config FILE]
  *
  * Settings come from DIR/iotsecd.conf (or --config FILE) when present, and flags override
- * them; docs/iotsecd.md lists every option. The data directory must hold a CA (`iotsec
- * ca init`) and a server certificate (`iotsec ca server-cert`).
+ * them; docs/iotsecd.md lists every option. The first start makes what the data directory
+ * lacks: the CA, the server certificate, the device-token secret and the first admin.
  *
  * Signals are taken by this thread alone (sigwait), never by a worker in the middle of
  * its work: SIGTERM and SIGINT drain (no new connections, requests in flight answered,
@@ -14,6 +14,8 @@
  * the CA and the CRL.
  */
 #include "iotsecd.h"
+
+#include "cli.h"
 
 #include "iotsec/bruteforce.h"
 #include "iotsec/config.h"
@@ -133,6 +135,36 @@ static iotsec_result check_data_dir(const struct iotsecd_config *cfg)
     return IOTSEC_RESULT_OK;
 }
 
+/* First start: the CA (root and issuing intermediate, keys in the vault, which is created
+ * when missing, with the passphrase of IOTSEC_PASSPHRASE_FILE or one typed on the
+ * terminal) and the server certificate, when the data directory has none. An existing CA
+ * is never touched. */
+static iotsec_result first_start_pki(const struct iotsecd_config *cfg)
+{
+    char ca[IOTSECD_PATH_MAX + 16], cert[IOTSECD_PATH_MAX + 16], vault[CLI_PATH_MAX];
+    snprintf(ca, sizeof(ca), "%s/%s", cfg->data_dir, IOTSEC_REGISTRY_CA_CERT);
+    snprintf(cert, sizeof(cert), "%s/%s", cfg->data_dir, IOTSEC_REGISTRY_SERVER_CERT);
+    struct cli_vault_opts vo = {.scrypt_log2n = 15};
+    const char *dir = cfg->data_dir;
+    IOTSEC_GUARD(cli_vault_opts_finish(&dir, &vo, vault, sizeof(vault)));
+    if (!iotsec_file_exists(ca)) {
+        struct cli_ca_create_opts create = {.data_dir = dir,
+                                            .vault = vo,
+                                            .name = "iotsec root CA",
+                                            .days = 3650,
+                                            .intermediate = true};
+        IOTSEC_GUARD(cli_ca_create(&create));
+        iotsec_log_info("first start: CA created", IOTSEC_LOG_STR("data", dir));
+    }
+    if (!iotsec_file_exists(cert)) {
+        struct cli_server_cert_opts sc = {.data_dir = dir, .vault = &vo};
+        char path[CLI_PATH_MAX];
+        IOTSEC_GUARD(cli_ca_server_cert(&sc, path, sizeof(path)));
+        iotsec_log_info("first start: server certificate created", IOTSEC_LOG_STR("file", path));
+    }
+    return IOTSEC_RESULT_OK;
+}
+
 /* No account exists until someone creates one: on the first start, that is the first
  * admin, with a one-time password printed once. */
 static iotsec_result first_admin(struct iotsecd *server)
@@ -152,9 +184,9 @@ static int run(struct iotsecd *server, const sigset_t *signals)
                                          .period_ms = 60000,
                                          .burst = server->cfg.rate_per_minute,
                                          .capacity = 1u << 16};
-    bool ok = iotsec_ok(check_data_dir(&server->cfg)) && iotsec_ok(iotsecd_tls_init(server)) &&
-              iotsec_ok(iotsecd_auth_init(server)) && iotsec_ok(iotsecd_operators_new(server)) &&
-              iotsec_ok(first_admin(server)) &&
+    bool ok = iotsec_ok(first_start_pki(&server->cfg)) && iotsec_ok(check_data_dir(&server->cfg)) &&
+              iotsec_ok(iotsecd_tls_init(server)) && iotsec_ok(iotsecd_auth_init(server)) &&
+              iotsec_ok(iotsecd_operators_new(server)) && iotsec_ok(first_admin(server)) &&
               iotsec_ok(iotsec_ratelimit_new(&rl, &server->ratelimit)) &&
               iotsec_ok(iotsecd_writer_start(server)) && iotsec_ok(iotsecd_workers_start(server));
     if (!ok) {

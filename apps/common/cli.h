@@ -1,5 +1,6 @@
 /*
- * The iotsec operator CLI: shared pieces of the subcommands.
+ * Shared by the apps (apps/common, compiled into each): the CLI's subcommands and
+ * iotsecd's first start use the same data directory, vault and CA code.
  *
  * Each subcommand is one file (cmd_<name>.c) exporting `int cmd_<name>(int argc, char
  * **argv)` where argv[0] is the subcommand name. It returns the process exit status:
@@ -189,5 +190,31 @@ IOTSEC_MUST_CHECK iotsec_result cli_ca_write_crls(const struct cli_ca *ca,
                                                   struct iotsec_store *store, time_t now,
                                                   uint32_t next_update_days,
                                                   uint32_t root_next_update_days);
+
+/* ---- making a CA and the servers' certificate (ca_setup.c) ---- */
+struct cli_ca_create_opts {
+    const char *data_dir;
+    struct cli_vault_opts vault; /* where the vault is and how to open or create it */
+    const char *hsm_label;       /* NULL: the root key in the vault; else made in the token */
+    const char *name;            /* the root's CN */
+    uint32_t days;               /* the root's validity */
+    bool intermediate;           /* an issuing CA (key in the vault) signs devices */
+};
+/* `iotsec ca init`: refuses a directory that has a CA; keys first, ca.crt last. */
+IOTSEC_MUST_CHECK iotsec_result cli_ca_create(const struct cli_ca_create_opts *o);
+
+struct cli_server_cert_opts {
+    const char *data_dir;
+    const struct cli_vault_opts *vault;
+    const char *const *dns; /* both empty: localhost, 127.0.0.1 and ::1 */
+    size_t n_dns;
+    const char *const *ips;
+    size_t n_ips;
+    uint32_t days; /* 0: 365 */
+};
+/* DIR/server.crt (with the issuing CA) and DIR/server.key (0600); cert_path receives the
+ * certificate's path. */
+IOTSEC_MUST_CHECK iotsec_result cli_ca_server_cert(const struct cli_server_cert_opts *o,
+                                                   char *cert_path, size_t size);
 
 #endif
