@@ -72,7 +72,8 @@ static iotsec_result make_root_key(const struct cli_ca_create_opts *o, struct ca
     return IOTSEC_RESULT_OK;
 }
 
-static iotsec_result make_certificates(const struct cli_ca_create_opts *o, struct ca_init *c, time_t now)
+static iotsec_result make_certificates(const struct cli_ca_create_opts *o, struct ca_init *c,
+                                       time_t now)
 {
     struct iotsec_pki_ca_params root = {
         .common_name = o->name, .validity_days = o->days, .now = now};
@@ -123,7 +124,8 @@ static iotsec_result write_file(const char *dir, const char *name, const struct 
     return iotsec_file_write_atomic(path, iotsec_buf_slice(data), 0644);
 }
 
-static iotsec_result write_ca_files(const struct cli_ca_create_opts *o, struct ca_init *c, time_t now)
+static iotsec_result write_ca_files(const struct cli_ca_create_opts *o, struct ca_init *c,
+                                    time_t now)
 {
     const char *dir = o->data_dir;
     struct iotsec_pki_signer issuing_signer;
@@ -170,8 +172,7 @@ iotsec_result cli_ca_create(const struct cli_ca_create_opts *o)
 
 /* The server's key is a file of mode 0600 beside the certificate: the servers load it at
  * every start and on SIGHUP without asking for the vault passphrase. */
-iotsec_result cli_ca_server_cert(const struct cli_server_cert_opts *o, char *cert_path,
-                                 size_t size)
+iotsec_result cli_ca_server_cert(const struct cli_server_cert_opts *o, char *cert_path, size_t size)
 {
     static const char *const default_dns[] = {"localhost"};
     static const char *const default_ips[] = {"127.0.0.1", "::1"};

@@ -77,6 +77,8 @@ enum iotsecd_route_id {
     ROUTE_SECURITY_BLOCKS,
     ROUTE_DEVICES,
     ROUTE_COMMANDS,
+    ROUTE_USERS,
+    ROUTE_APIKEYS,
     ROUTE_OTHER,
     ROUTE__COUNT
 };
@@ -268,6 +270,15 @@ void iotsecd_op_events(struct iotsecd_op_request *r);
 void iotsecd_op_blocks(struct iotsecd_op_request *r, const char *source);
 void iotsecd_op_devices(struct iotsecd_op_request *r);
 void iotsecd_op_device_state(struct iotsecd_op_request *r, const char *device_id, bool enable);
+/* Administration (admin.c): accounts (users.manage) and API keys (apikeys.manage). */
+void iotsecd_admin_users(struct iotsecd_op_request *r);
+void iotsecd_admin_user_create(struct iotsecd_op_request *r, json_t *body);
+/* action: "role" (body {"role"}), "disable", "enable" or "delete" (body NULL). */
+void iotsecd_admin_user_change(struct iotsecd_op_request *r, const char *name, const char *action,
+                               json_t *body);
+void iotsecd_admin_apikeys(struct iotsecd_op_request *r, const char *device_id);
+void iotsecd_admin_apikey_create(struct iotsecd_op_request *r, const char *device_id, json_t *body);
+void iotsecd_admin_apikey_revoke(struct iotsecd_op_request *r, const char *key_id);
 /* body: the raw request body (size and content type already checked). */
 void iotsecd_op_command(struct iotsecd_op_request *r, struct iotsec_slice body);
 

@@ -51,6 +51,8 @@ static const char *const route_names[ROUTE__COUNT] = {
     [ROUTE_SECURITY_BLOCKS] = "/api/security/blocks",
     [ROUTE_DEVICES] = "/api/devices",
     [ROUTE_COMMANDS] = "/api/commands",
+    [ROUTE_USERS] = "/api/users",
+    [ROUTE_APIKEYS] = "/api/apikeys",
     [ROUTE_OTHER] = "other",
 };
 
@@ -597,11 +599,51 @@ static bool match_device_action(const char *path, char *id, size_t size, const c
            (strcmp(*action, "disable") == 0 || strcmp(*action, "enable") == 0);
 }
 
+/* "/api/users/{name}/{action}" -> name and action ("role", "disable", "enable"). */
+static bool match_user_action(const char *path, char *name, size_t size, const char **action)
+{
+    static const char prefix[] = "/api/users/";
+    size_t plen = sizeof(prefix) - 1;
+    if (strncmp(path, prefix, plen) != 0)
+        return false;
+    const char *slash = strchr(path + plen, '/');
+    if (slash == NULL || slash == path + plen || (size_t)(slash - path - plen) >= size)
+        return false;
+    memcpy(name, path + plen, (size_t)(slash - path - plen));
+    name[slash - path - plen] = '\0';
+    *action = slash + 1;
+    return strcmp(*action, "role") == 0 || strcmp(*action, "disable") == 0 ||
+           strcmp(*action, "enable") == 0;
+}
+
+/* "/api/devices/{id}/apikeys" -> id. */
+static bool match_device_apikeys(const char *path, char *id, size_t size)
+{
+    static const char prefix[] = "/api/devices/", suffix[] = "/apikeys";
+    size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1, len = strlen(path);
+    if (len <= plen + slen || strncmp(path, prefix, plen) != 0 ||
+        strcmp(path + len - slen, suffix) != 0 || len - plen - slen >= size)
+        return false;
+    memcpy(id, path + plen, len - plen - slen);
+    id[len - plen - slen] = '\0';
+    return iotsec_pki_device_id_valid(id);
+}
+
+/* The last path segment after prefix, decoded; NULL when empty or when it has a '/'. */
+static char *path_tail(const char *path, size_t prefix_len)
+{
+    const char *tail = path + prefix_len;
+    if (tail[0] == '\0' || strchr(tail, '/') != NULL)
+        return NULL;
+    return evhttp_uridecode(tail, 0, NULL);
+}
+
 /* The operator routes; false when path is none of them. */
 static bool operator_routes(struct request *r, const char *path, enum evhttp_cmd_type method)
 {
     struct iotsecd_op_request op;
     char id[IOTSEC_PKI_DEVICE_ID_MAX + 1];
+    char name[IOTSEC_STORE_USER_MAX + 1];
     const char *action = NULL;
     if (strcmp(path, "/api/auth/login") == 0) {
         static const char *const members[] = {"username", "password", "totp", NULL};
@@ -679,6 +721,69 @@ static bool operator_routes(struct request *r, const char *path, enum evhttp_cmd
             fail(r, 413, "Request body too large");
         else
             iotsecd_op_command(&op, body);
+    } else if (strcmp(path, "/api/users") == 0 && method != EVHTTP_REQ_POST) {
+        r->route = ROUTE_USERS;
+        if (method != EVHTTP_REQ_GET)
+            method_not_allowed(r, "GET, POST");
+        else if (operator_session(r, &op))
+            iotsecd_admin_users(&op);
+    } else if (strcmp(path, "/api/users") == 0) {
+        static const char *const members[] = {"username", "role", NULL};
+        r->route = ROUTE_USERS;
+        json_t *doc = NULL;
+        if (method != EVHTTP_REQ_POST) {
+            method_not_allowed(r, "GET, POST");
+        } else if (operator_session(r, &op) && json_body(r, members, &doc)) {
+            iotsecd_admin_user_create(&op, doc);
+            json_decref(doc);
+        }
+    } else if (match_user_action(path, name, sizeof(name), &action)) {
+        static const char *const members[] = {"role", NULL};
+        r->route = ROUTE_USERS;
+        json_t *doc = NULL;
+        bool role = strcmp(action, "role") == 0;
+        if (method != EVHTTP_REQ_POST) {
+            method_not_allowed(r, "POST");
+        } else if (operator_session(r, &op) && (!role || json_body(r, members, &doc))) {
+            iotsecd_admin_user_change(&op, name, action, doc);
+            json_decref(doc);
+        }
+    } else if (strncmp(path, "/api/users/", 11) == 0) {
+        r->route = ROUTE_USERS;
+        char *user = path_tail(path, 11);
+        if (method != EVHTTP_REQ_DELETE)
+            method_not_allowed(r, "DELETE");
+        else if (user == NULL)
+            fail(r, 404, "Not found");
+        else if (operator_session(r, &op))
+            iotsecd_admin_user_change(&op, user, "delete", NULL);
+        free(user);
+    } else if (match_device_apikeys(path, id, sizeof(id)) && method != EVHTTP_REQ_POST) {
+        r->route = ROUTE_APIKEYS;
+        if (method != EVHTTP_REQ_GET)
+            method_not_allowed(r, "GET, POST");
+        else if (operator_session(r, &op))
+            iotsecd_admin_apikeys(&op, id);
+    } else if (match_device_apikeys(path, id, sizeof(id))) {
+        static const char *const members[] = {"rateLimit", NULL};
+        r->route = ROUTE_APIKEYS;
+        json_t *doc = NULL;
+        if (method != EVHTTP_REQ_POST) {
+            method_not_allowed(r, "GET, POST");
+        } else if (operator_session(r, &op) && json_body(r, members, &doc)) {
+            iotsecd_admin_apikey_create(&op, id, doc);
+            json_decref(doc);
+        }
+    } else if (strncmp(path, "/api/apikeys/", 13) == 0) {
+        r->route = ROUTE_APIKEYS;
+        char *key_id = path_tail(path, 13);
+        if (method != EVHTTP_REQ_DELETE)
+            method_not_allowed(r, "DELETE");
+        else if (key_id == NULL)
+            fail(r, 404, "Not found");
+        else if (operator_session(r, &op))
+            iotsecd_admin_apikey_revoke(&op, key_id);
+        free(key_id);
     } else if (match_device_action(path, id, sizeof(id), &action)) {
         r->route = ROUTE_DEVICES;
         if (method != EVHTTP_REQ_POST)

@@ -211,6 +211,29 @@ expect_contains "reset needs confirmation" "$(ocurl "$ADMIN" POST /api/commands 
 expect_contains "confirmed reset" "$(ocurl "$ADMIN" POST /api/commands '{"action":"reset","target":"dev-1","payload":{"confirm":true}}')" '"action":"reset","status":"pending"'
 expect_contains "unknown action" "$(ocurl "$ADMIN" POST /api/commands '{"action":"format","target":"dev-1"}')" '"invalid_enum_value"'
 expect_contains "command for no device" "$(ocurl "$ADMIN" POST /api/commands '{"action":"restart","target":"ghost"}')" "404"
+res=$(ocurl "$ADMIN" POST /api/users '{"username":"bob","role":"operator"}')
+expect_contains "account created" "$res" '201 {"username":"bob","role":"operator","oneTimePassword":"'
+BOB_OTP=$(echo "${res#201 }" | python3 -c 'import json,sys; print(json.load(sys.stdin)["oneTimePassword"])')
+expect_eq "the one-time password is not logged" "$(grep -c -- "$BOB_OTP" "$WORK/server.log" || true)" "0"
+expect_contains "duplicate account" "$(ocurl "$ADMIN" POST /api/users '{"username":"bob","role":"viewer"}')" "409"
+expect_contains "bad role" "$(ocurl "$ADMIN" POST /api/users '{"username":"carol","role":"root"}')" "400"
+expect_contains "accounts listed" "$(ocurl "$ADMIN" GET /api/users)" '"username":"bob","role":"operator","disabled":false'
+expect_contains "role changed" "$(ocurl "$ADMIN" POST /api/users/bob/role '{"role":"viewer"}')" "200"
+expect_contains "account disabled" "$(ocurl "$ADMIN" POST /api/users/bob/disable)" "200"
+expect_contains "the last admin stays" "$(ocurl "$ADMIN" POST /api/users/admin/role '{"role":"viewer"}')" '409 {"error":"Refused: an enabled admin must remain"}'
+expect_contains "account removed" "$(ocurl "$ADMIN" DELETE /api/users/bob)" "200"
+expect_contains "removed is gone" "$(ocurl "$ADMIN" DELETE /api/users/bob)" "404"
+res=$(ocurl "$ADMIN" POST /api/devices/dev-1/apikeys '{"rateLimit":100}')
+expect_contains "API key made over the API" "$res" '201 {"key":"iot_'
+NEWKEY=$(echo "${res#201 }" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+NEWKEY_ID=$(echo "${res#201 }" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keyId"])')
+expect_contains "the new key works" "$(apost "$(good dev-1)" "X-API-Key: $NEWKEY")" "202"
+expect_contains "keys listed, never the key" "$(ocurl "$ADMIN" GET /api/devices/dev-1/apikeys)" "\"keyId\":\"$NEWKEY_ID\""
+if ocurl "$ADMIN" GET /api/devices/dev-1/apikeys | grep -q "$NEWKEY"; then fail "a key was listed"; else pass; fi
+expect_contains "key for no device" "$(ocurl "$ADMIN" POST /api/devices/ghost/apikeys '{}')" "404"
+expect_contains "key revoked over the API" "$(ocurl "$ADMIN" DELETE "/api/apikeys/$NEWKEY_ID")" "200"
+expect_contains "revoked key refused" "$(apost "$(good dev-1)" "X-API-Key: $NEWKEY")" "401"
+expect_contains "revoked twice" "$(ocurl "$ADMIN" DELETE "/api/apikeys/$NEWKEY_ID")" "409"
 make_secret_file "$WORK/viewer-pass" "viewer password for the e2e"
 "$IOTSEC" user add viewer1 --role viewer --password-file "$WORK/viewer-pass" >/dev/null 2>&1
 VIEWER=$(login viewer1 "viewer password for the e2e")
@@ -218,6 +241,8 @@ expect_contains "viewer reads events" "$(ocurl "$VIEWER" GET /api/security/event
 expect_contains "viewer may not disable" "$(ocurl "$VIEWER" POST /api/devices/dev-1/disable)" '403 {"error":"The viewer role lacks devices.write"}'
 expect_contains "viewer may not unblock" "$(ocurl "$VIEWER" DELETE /api/security/blocks/10.0.0.1)" "403"
 expect_contains "viewer sends no commands" "$(ocurl "$VIEWER" POST /api/commands '{"action":"restart","target":"dev-1"}')" "403"
+expect_contains "viewer manages no accounts" "$(ocurl "$VIEWER" POST /api/users '{"username":"eve","role":"admin"}')" "403"
+expect_contains "viewer manages no keys" "$(ocurl "$VIEWER" POST /api/devices/dev-1/apikeys '{}')" "403"
 "$IOTSEC" user disable viewer1 >/dev/null 2>&1
 expect_contains "disabled operator's session ends" "$(ocurl "$VIEWER" GET /api/security/events)" "401"
 expect_contains "logout" "$(ocurl "$ADMIN" DELETE /api/auth/session)" "200"
