@@ -5,13 +5,14 @@
 #   make run      install, build, and run the platform (for now: the vault + HSM demo)
 #   make bench    benchmarks with same-run reference figures
 #   make fuzz     each fuzz target for FUZZ_SECONDS (default 60)
+#   make testssl  testssl.sh against both iotsecd listeners (minutes; not part of make test)
 #   make format   clang-format every C file
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CTEST := ctest --output-on-failure -j $(JOBS)
 
-.PHONY: all deps build build-san build-fuzz test test-unit test-san test-fuzz run bench fuzz format check-format clean
+.PHONY: all deps build build-san build-fuzz test test-unit test-san test-fuzz run bench fuzz testssl format check-format clean
 
 all: build
 
@@ -51,6 +52,9 @@ fuzz: deps build-fuzz
 	  name=$$(basename $$t); echo "== $$name for $(FUZZ_SECONDS)s"; \
 	  fuzz/run-target $$t fuzz/corpus/$${name#fuzz_} $(FUZZ_SECONDS) || exit 1; \
 	done
+
+testssl: deps build
+	@scripts/testssl
 
 format:
 	@git ls-files '*.c' '*.h' | xargs -r clang-format -i
