@@ -22,10 +22,10 @@ static void reply_error(struct iotsecd_op_request *r, int status, const char *me
 
 static void bad_request(struct iotsecd_op_request *r)
 {
-    iotsecd_reply_json(r->req, r->conn, r->route, 400,
-                       json_pack("{s:s,s:s}", "error", "Validation failed", "message",
-                                 iotsec_error_message()),
-                       r->started_us);
+    iotsecd_reply_json(
+        r->req, r->conn, r->route, 400,
+        json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+        r->started_us);
 }
 
 /* The store's answer to a change: 404, 409 (a rule such as "the last admin" or "the
@@ -68,11 +68,10 @@ void iotsecd_admin_users(struct iotsecd_op_request *r)
     json_t *users = json_array();
     for (size_t i = 0; users != NULL && i < list.count; i++) {
         const struct iotsec_store_user *u = &list.items[i];
-        json_array_append_new(users,
-                              json_pack("{s:s,s:s,s:b,s:b,s:b}", "username", u->name, "role",
-                                        iotsec_store_role_name(u->role), "disabled", u->disabled,
-                                        "totp", u->totp_secret_len > 0, "mustChangePassword",
-                                        u->must_change_password));
+        json_array_append_new(users, json_pack("{s:s,s:s,s:b,s:b,s:b}", "username", u->name, "role",
+                                               iotsec_store_role_name(u->role), "disabled",
+                                               u->disabled, "totp", u->totp_secret_len > 0,
+                                               "mustChangePassword", u->must_change_password));
     }
     bool more = list.more;
     iotsec_store_user_list_free(&list);
@@ -133,7 +132,8 @@ void iotsecd_admin_user_change(struct iotsecd_op_request *r, const char *name, c
         const char *role_name = NULL;
         enum iotsec_store_role role;
         if (body == NULL ||
-            !iotsec_ok(iotsec_json_get_string(body, "role", IOTSEC_JSON_REQUIRED, 16, &role_name)) ||
+            !iotsec_ok(
+                iotsec_json_get_string(body, "role", IOTSEC_JSON_REQUIRED, 16, &role_name)) ||
             !iotsec_ok(iotsec_store_role_parse(role_name, &role))) {
             bad_request(r);
             return;
@@ -153,8 +153,7 @@ void iotsecd_admin_user_change(struct iotsecd_op_request *r, const char *name, c
 
 /* ---- API keys ---- */
 
-void iotsecd_admin_apikey_create(struct iotsecd_op_request *r, const char *device_id,
-                                 json_t *body)
+void iotsecd_admin_apikey_create(struct iotsecd_op_request *r, const char *device_id, json_t *body)
 {
     if (!iotsecd_op_allowed(r, IOTSEC_PERM_APIKEYS_MANAGE))
         return;
@@ -170,10 +169,10 @@ void iotsecd_admin_apikey_create(struct iotsecd_op_request *r, const char *devic
         store_refused(r, "device");
         return;
     }
-    iotsecd_reply_json(r->req, r->conn, r->route, 201,
-                       json_pack("{s:s,s:s,s:s}", "key", key.key, "keyId", key.key_id,
-                                 "deviceId", device_id),
-                       r->started_us);
+    iotsecd_reply_json(
+        r->req, r->conn, r->route, 201,
+        json_pack("{s:s,s:s,s:s}", "key", key.key, "keyId", key.key_id, "deviceId", device_id),
+        r->started_us);
     iotsec_apikey_secret_wipe(&key);
 }
 
@@ -183,8 +182,8 @@ void iotsecd_admin_apikeys(struct iotsecd_op_request *r, const char *device_id)
         return;
     struct iotsec_store_apikey_list list = {0};
     struct iotsec_store_page page = {.limit = IOTSEC_STORE_LIST_MAX};
-    if (!iotsec_ok(iotsec_store_apikey_list_by_device(r->conn->worker->store, device_id, &page,
-                                                      &list))) {
+    if (!iotsec_ok(
+            iotsec_store_apikey_list_by_device(r->conn->worker->store, device_id, &page, &list))) {
         store_refused(r, "device");
         return;
     }
@@ -207,8 +206,8 @@ void iotsecd_admin_apikey_revoke(struct iotsecd_op_request *r, const char *key_i
 {
     if (!iotsecd_op_allowed(r, IOTSEC_PERM_APIKEYS_MANAGE))
         return;
-    if (!iotsec_ok(iotsec_store_apikey_revoke(r->conn->worker->store, key_id,
-                                              r->started_us / 1000))) {
+    if (!iotsec_ok(
+            iotsec_store_apikey_revoke(r->conn->worker->store, key_id, r->started_us / 1000))) {
         if (iotsec_error_code() == IOTSEC_ERR_EXISTS)
             reply_error(r, 409, "The API key is already revoked");
         else
@@ -216,6 +215,5 @@ void iotsecd_admin_apikey_revoke(struct iotsecd_op_request *r, const char *key_i
         return;
     }
     iotsecd_reply_json(r->req, r->conn, r->route, 200,
-                       json_pack("{s:s,s:s}", "keyId", key_id, "status", "revoked"),
-                       r->started_us);
+                       json_pack("{s:s,s:s}", "keyId", key_id, "status", "revoked"), r->started_us);
 }
