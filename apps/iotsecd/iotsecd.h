@@ -54,7 +54,8 @@ struct iotsecd_config {
     int request_timeout_ms; /* from accept (or the previous reply) to a complete request */
     int io_timeout_ms;      /* no progress at all on a connection */
     uint32_t rate_per_minute;
-    int64_t max_skew_sec; /* how far in the future a telemetry timestamp may be */
+    uint32_t auth_rate_per_minute; /* login, challenge, verify: per source address */
+    int64_t max_skew_sec;          /* how far in the future a telemetry timestamp may be */
     bool access_log;
     uint32_t bf_threshold; /* auth failures that make an attack (0: the detector's 5) */
     int64_t bf_window_sec; /* within this long (0: 5 minutes) */
@@ -115,6 +116,7 @@ struct iotsecd {
     SSL_CTX *retired[IOTSECD_RETIRED_MAX];
     unsigned n_retired;
     struct iotsec_ratelimit *ratelimit;
+    struct iotsec_ratelimit *auth_ratelimit;   /* credential endpoints, by source address */
     struct iotsec_apikey_auth *apikeys;        /* X-API-Key, with each key's own limit */
     struct iotsec_challenge_store *challenges; /* challenge-response, single use */
     struct iotsec_jwt_key *jwt_key;            /* device tokens: HS256, DIR/jwt-hs256.key */

@@ -61,6 +61,7 @@ static const struct iotsec_config_key known_keys[] = {
     {"limits", "request_timeout_ms"},
     {"limits", "io_timeout_ms"},
     {"limits", "rate_per_minute"},
+    {"limits", "auth_rate_per_minute"},
     {"limits", "max_clock_skew_sec"},
     {"monitor", "failures"},
     {"monitor", "window_sec"},
@@ -92,6 +93,7 @@ static iotsec_result read_config(const char *path, bool required, struct iotsecd
     INT_KEY("limits", "request_timeout_ms", 100, 600000, request_timeout_ms)
     INT_KEY("limits", "io_timeout_ms", 100, 600000, io_timeout_ms)
     INT_KEY("limits", "rate_per_minute", 1, 1000000, rate_per_minute)
+    INT_KEY("limits", "auth_rate_per_minute", 1, 1000000, auth_rate_per_minute)
     INT_KEY("limits", "max_clock_skew_sec", 0, 86400, max_skew_sec)
     INT_KEY("monitor", "failures", 1, IOTSEC_BRUTEFORCE_THRESHOLD_MAX, bf_threshold)
     INT_KEY("monitor", "window_sec", 1, 7 * 24 * 3600, bf_window_sec)
@@ -184,16 +186,23 @@ static int run(struct iotsecd *server, const sigset_t *signals)
                                          .period_ms = 60000,
                                          .burst = server->cfg.rate_per_minute,
                                          .capacity = 1u << 16};
+    /* Password and challenge guessing: a budget per address in front of the detector. */
+    struct iotsec_ratelimit_config auth_rl = {.rate = server->cfg.auth_rate_per_minute,
+                                              .period_ms = 60000,
+                                              .burst = server->cfg.auth_rate_per_minute,
+                                              .capacity = 1u << 16};
     bool ok = iotsec_ok(first_start_pki(&server->cfg)) && iotsec_ok(check_data_dir(&server->cfg)) &&
               iotsec_ok(iotsecd_tls_init(server)) && iotsec_ok(iotsecd_auth_init(server)) &&
               iotsec_ok(iotsecd_operators_new(server)) && iotsec_ok(first_admin(server)) &&
               iotsec_ok(iotsec_ratelimit_new(&rl, &server->ratelimit)) &&
+              iotsec_ok(iotsec_ratelimit_new(&auth_rl, &server->auth_ratelimit)) &&
               iotsec_ok(iotsecd_writer_start(server)) && iotsec_ok(iotsecd_workers_start(server));
     if (!ok) {
         fprintf(stderr, "iotsecd: %s\n", iotsec_error_message());
         iotsecd_workers_stop(server);
         iotsecd_writer_stop(server->writer);
         iotsec_ratelimit_free(server->ratelimit);
+        iotsec_ratelimit_free(server->auth_ratelimit);
         iotsecd_operators_free(server);
         iotsecd_auth_free(server);
         iotsecd_tls_free(server);
@@ -221,6 +230,7 @@ static int run(struct iotsecd *server, const sigset_t *signals)
     iotsecd_workers_stop(server);
     iotsecd_writer_stop(server->writer);
     iotsec_ratelimit_free(server->ratelimit);
+    iotsec_ratelimit_free(server->auth_ratelimit);
     iotsecd_operators_free(server);
     iotsecd_auth_free(server);
     iotsecd_tls_free(server);
@@ -245,6 +255,7 @@ int main(int argc, char **argv)
                                    .request_timeout_ms = 10000,
                                    .io_timeout_ms = 30000,
                                    .rate_per_minute = 60,
+                                   .auth_rate_per_minute = 30,
                                    .max_skew_sec = 60,
                                    .access_log = true};
     snprintf(cfg->bind, sizeof(cfg->bind), "127.0.0.1");

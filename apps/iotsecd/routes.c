@@ -136,16 +136,30 @@ static bool body_of(struct request *r, struct iotsec_slice *out)
 
 static void too_many(struct request *r, int64_t retry_ms);
 
-static bool rate_limited(struct request *r, const char *identity)
+static bool limited_by(struct request *r, struct iotsec_ratelimit *rl, const char *identity)
 {
     bool allowed = false;
     int64_t retry_ms = 0;
-    if (iotsec_ok(iotsec_ratelimit_take(r->server->ratelimit, iotsec_slice_from_str(identity),
-                                        r->started_us / 1000, &allowed, &retry_ms)) &&
+    if (iotsec_ok(iotsec_ratelimit_take(rl, iotsec_slice_from_str(identity), r->started_us / 1000,
+                                        &allowed, &retry_ms)) &&
         allowed)
         return false;
     too_many(r, retry_ms);
     return true;
+}
+
+static bool rate_limited(struct request *r, const char *identity)
+{
+    return limited_by(r, r->server->ratelimit, identity);
+}
+
+/* The credential endpoints (login, challenge, verify): a budget per source address, so
+ * that guessing is slow before the brute-force detector blocks it outright. */
+static bool auth_rate_limited(struct request *r)
+{
+    char key[80];
+    snprintf(key, sizeof(key), "ip:%s", r->conn->peer_ip);
+    return limited_by(r, r->server->auth_ratelimit, key);
 }
 
 static void too_many(struct request *r, int64_t retry_ms)
@@ -461,7 +475,10 @@ static void auth_token(struct request *r)
         fail(r, 403, "A token is issued on the device listener, for a client certificate");
         return;
     }
-    reply_token(r, r->device_id);
+    char identity[16 + IOTSEC_PKI_DEVICE_ID_MAX];
+    snprintf(identity, sizeof(identity), "device:%s", r->device_id);
+    if (!rate_limited(r, identity))
+        reply_token(r, r->device_id);
 }
 
 /* The registered public key of an active device, or false (nothing said about why: a
@@ -479,7 +496,7 @@ static void auth_challenge(struct request *r)
 {
     static const char *const members[] = {"deviceId", NULL};
     json_t *doc = NULL;
-    if (!json_body(r, members, &doc))
+    if (auth_rate_limited(r) || !json_body(r, members, &doc))
         return;
     const char *device_id = NULL;
     struct iotsec_store_device d = {0};
@@ -512,7 +529,7 @@ static void auth_verify(struct request *r)
 {
     static const char *const members[] = {"deviceId", "challenge", "response", NULL};
     json_t *doc = NULL;
-    if (!json_body(r, members, &doc))
+    if (auth_rate_limited(r) || !json_body(r, members, &doc))
         return;
     const char *device_id = NULL, *challenge = NULL, *response = NULL;
     if (!iotsec_ok(iotsec_json_get_string(doc, "deviceId", IOTSEC_JSON_REQUIRED,
@@ -653,7 +670,7 @@ static bool operator_routes(struct request *r, const char *path, enum evhttp_cmd
             method_not_allowed(r, "POST");
         } else if (r->conn->device_listener) {
             fail(r, 403, "Operators use the API listener");
-        } else if (json_body(r, members, &doc)) {
+        } else if (!auth_rate_limited(r) && json_body(r, members, &doc)) {
             iotsecd_op_login(&(struct iotsecd_op_request){.req = r->req,
                                                           .conn = r->conn,
                                                           .server = r->server,
