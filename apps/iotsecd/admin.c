@@ -20,14 +20,6 @@ static void reply_error(struct iotsecd_op_request *r, int status, const char *me
     iotsecd_reply_error(r->req, r->conn, r->route, status, message, r->started_us);
 }
 
-static void bad_request(struct iotsecd_op_request *r)
-{
-    iotsecd_reply_json(
-        r->req, r->conn, r->route, 400,
-        json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-        r->started_us);
-}
-
 /* The store's answer to a change: 404, 409 (a rule such as "the last admin" or "the
  * name is taken"), 400 (a bad value) or 503. */
 static void store_refused(struct iotsecd_op_request *r, const char *what)
@@ -46,7 +38,7 @@ static void store_refused(struct iotsecd_op_request *r, const char *what)
         reply_error(r, 409, "Refused: an enabled admin must remain");
         return;
     case IOTSEC_ERR_INVALID_ARG:
-        bad_request(r);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     default:
         reply_error(r, 503, "The change could not be made");
@@ -89,7 +81,7 @@ void iotsecd_admin_user_create(struct iotsecd_op_request *r, json_t *body)
                                           IOTSEC_STORE_USER_MAX, &name)) ||
         !iotsec_ok(iotsec_json_get_string(body, "role", IOTSEC_JSON_REQUIRED, 16, &role_name)) ||
         !iotsec_ok(iotsec_store_role_parse(role_name, &role))) {
-        bad_request(r);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     }
     struct iotsec_buf password;
@@ -135,7 +127,7 @@ void iotsecd_admin_user_change(struct iotsecd_op_request *r, const char *name, c
             !iotsec_ok(
                 iotsec_json_get_string(body, "role", IOTSEC_JSON_REQUIRED, 16, &role_name)) ||
             !iotsec_ok(iotsec_store_role_parse(role_name, &role))) {
-            bad_request(r);
+            iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
             return;
         }
         done = iotsec_operator_set_role(s, name, role, now);
@@ -160,7 +152,7 @@ void iotsecd_admin_apikey_create(struct iotsecd_op_request *r, const char *devic
     int64_t rate = 0;
     if (!iotsec_ok(iotsec_json_get_int(body, "rateLimit", IOTSEC_JSON_OPTIONAL, 0,
                                        IOTSEC_APIKEY_RATE_MAX, &rate))) {
-        bad_request(r);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     }
     struct iotsec_apikey_secret key;

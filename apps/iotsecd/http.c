@@ -298,6 +298,15 @@ void iotsecd_reply_accepted(struct evhttp_request *req, struct iotsecd_conn *con
         evbuffer_free(body);
 }
 
+void iotsecd_reply_invalid(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                           int64_t started_us)
+{
+    iotsecd_reply_json(
+        req, conn, route, 400,
+        json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
+        started_us);
+}
+
 void iotsecd_reply_error(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                          int status, const char *message, int64_t started_us)
 {

@@ -300,6 +300,10 @@ void iotsecd_reply_text(struct evhttp_request *req, struct iotsecd_conn *conn, i
 /* 202 {"status":"accepted","seq":seq}, formatted directly (the hot path). */
 void iotsecd_reply_accepted(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                             int64_t seq, int64_t started_us);
+/* 400 {"error":"Validation failed","message":<the current iotsec error>}: a request body
+ * other than telemetry's (whose 400 lists every field) that the parser refused. */
+void iotsecd_reply_invalid(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
+                           int64_t started_us);
 /* {"error": message}. */
 void iotsecd_reply_error(struct evhttp_request *req, struct iotsecd_conn *conn, int route,
                          int status, const char *message, int64_t started_us);

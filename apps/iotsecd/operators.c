@@ -202,10 +202,7 @@ void iotsecd_op_login(struct iotsecd_op_request *r, json_t *body)
         !iotsec_ok(
             iotsec_json_get_string(body, "password", IOTSEC_JSON_REQUIRED, 1024, &password)) ||
         !iotsec_ok(iotsec_json_get_string(body, "totp", IOTSEC_JSON_OPTIONAL, 16, &totp))) {
-        iotsecd_reply_json(
-            r->req, r->conn, r->route, 400,
-            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-            r->started_us);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     }
     int64_t now_ms = r->started_us / 1000;
@@ -256,17 +253,11 @@ void iotsecd_op_password(struct iotsecd_op_request *r, json_t *body)
         !iotsec_ok(
             iotsec_json_get_string(body, "newPassword", IOTSEC_JSON_REQUIRED, 1024, &fresh)) ||
         !iotsec_ok(iotsec_json_get_string(body, "totp", IOTSEC_JSON_OPTIONAL, 16, &totp))) {
-        iotsecd_reply_json(
-            r->req, r->conn, r->route, 400,
-            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-            r->started_us);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     }
     if (!iotsec_ok(iotsec_password_check_length(iotsec_slice_from_str(fresh)))) {
-        iotsecd_reply_json(
-            r->req, r->conn, r->route, 400,
-            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-            r->started_us);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return;
     }
     int64_t now_ms = r->started_us / 1000;

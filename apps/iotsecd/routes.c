@@ -437,10 +437,7 @@ static bool json_body(struct request *r, const char *const *members, json_t **do
         !iotsec_ok(iotsec_json_reject_unknown(*doc, members))) {
         json_decref(*doc);
         *doc = NULL;
-        iotsecd_reply_json(
-            r->req, r->conn, r->route, 400,
-            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-            r->started_us);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         return false;
     }
     return true;
@@ -538,10 +535,7 @@ static void auth_verify(struct request *r)
             iotsec_json_get_string(doc, "challenge", IOTSEC_JSON_REQUIRED, 64, &challenge)) ||
         !iotsec_ok(
             iotsec_json_get_string(doc, "response", IOTSEC_JSON_REQUIRED, 4096, &response))) {
-        iotsecd_reply_json(
-            r->req, r->conn, r->route, 400,
-            json_pack("{s:s,s:s}", "error", "Validation failed", "message", iotsec_error_message()),
-            r->started_us);
+        iotsecd_reply_invalid(r->req, r->conn, r->route, r->started_us);
         json_decref(doc);
         return;
     }
