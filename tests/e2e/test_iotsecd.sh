@@ -13,7 +13,7 @@ export IOTSEC_PASSPHRASE_FILE="$WORK/pass" IOTSEC_DATA="$WORK/var"
 mkdir -m 700 out
 "$IOTSEC" ca init --intermediate 2>/dev/null
 "$IOTSEC" ca server-cert 2>/dev/null
-for d in dev-1 dev-2 dev-3 dev-rate dev-dur dev-slow; do
+for d in dev-1 dev-2 dev-3 dev-rate dev-dur dev-slow dev-crl; do
     "$IOTSEC" device issue --id "$d" --out out 2>/dev/null
 done
 IOTSEC_DATA="$WORK/other" "$IOTSEC" ca init 2>/dev/null
@@ -313,6 +313,30 @@ for _ in $(seq 1 16); do
 done
 expect_contains "challenge guessing is rate limited" "$codes" "429"
 expect_contains "login shares the budget" "$(ocurl "" POST /api/auth/login '{"username":"admin","password":"x"}')" "429"
+
+# --- a CRL change reaches devices whose acceptance is cached --------------------------------
+# dev-crl connects (its chain's verification is cached by the worker), then a CRL made with
+# the openssl CLI revokes it while the registry still calls it active: only a verifier
+# reloaded with the new CRL, and its cache emptied, can refuse it.
+check_exit "dev-crl accepted (and cached)" 0 dcurl dev-crl "https://127.0.0.1:$DPORT/healthz"
+check_exit "again, from the cache" 0 dcurl dev-crl "https://127.0.0.1:$DPORT/healthz"
+"$IOTSEC" vault get ca-issuing.key >"$WORK/issuing.key"
+chmod 600 "$WORK/issuing.key"
+mkdir -p "$WORK/openssl-ca"
+crl_serial=$(openssl x509 -in out/dev-crl.crt -noout -serial | cut -d= -f2)
+printf 'R\t%s\t%s\t%s\tunknown\t/CN=dev-crl\n' "$(date -u -d '+1 year' +%y%m%d%H%M%SZ)" \
+    "$(date -u +%y%m%d%H%M%SZ)" "$crl_serial" >"$WORK/openssl-ca/index.txt"
+printf '%X\n' $(($(openssl crl -in var/ca.crl -noout -crlnumber | cut -d= -f2) + 1)) >"$WORK/openssl-ca/crlnumber"
+printf '[ca]\ndefault_ca = my\n[my]\ndatabase = %s/openssl-ca/index.txt\ncrlnumber = %s/openssl-ca/crlnumber\ndefault_md = sha256\ndefault_crl_days = 7\ncrl_extensions = ext\n[ext]\nauthorityKeyIdentifier = keyid:always\n' \
+    "$WORK" "$WORK" >"$WORK/openssl-ca/ca.cnf"
+check_exit "openssl makes a CRL" 0 openssl ca -config "$WORK/openssl-ca/ca.cnf" -gencrl -keyfile "$WORK/issuing.key" -cert var/ca-issuing.crt -out "$WORK/openssl.crl"
+cp "$WORK/openssl.crl" var/ca.crl.new && mv var/ca.crl.new var/ca.crl
+sleep 1.2
+expect_contains "the registry still calls dev-crl active" "$("$IOTSEC" device show dev-crl)" "active"
+refused "dev-crl refused once the CRL is reloaded" --cert out/dev-crl.crt --key out/dev-crl.key "https://127.0.0.1:$DPORT/healthz"
+check_exit "ca crl rebuilds the CRL from the registry" 0 "$IOTSEC" ca crl
+sleep 1.2
+check_exit "dev-crl accepted again" 0 dcurl dev-crl "https://127.0.0.1:$DPORT/healthz"
 
 # --- SIGHUP: a new server certificate without a restart ------------------------------------
 serial_now() {
